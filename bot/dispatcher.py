@@ -1,0 +1,87 @@
+"""Builds the Dispatcher: routers, middlewares, i18n and the start-up hook."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.enums import ChatType
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.utils.i18n import I18n
+
+from bot.commands import set_command_menus
+from bot.handlers import fallback, plan, start
+from bot.handlers import tariffs as tariff_handlers
+from bot.links import PayLinks
+from bot.middlewares import UserLocaleMiddleware, UserMiddleware
+from db.clock import Clock
+from db.tariffs import Tariff
+
+log = logging.getLogger(__name__)
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+
+def create_i18n(default_language: str) -> I18n:
+    return I18n(path=LOCALES_DIR, default_locale=default_language, domain="messages")
+
+
+def create_dispatcher(
+    *,
+    storage: BaseStorage | None,
+    i18n: I18n,
+    clock: Clock,
+    tariffs: Mapping[str, Tariff],
+    pay_links: PayLinks,
+    admin_ids: frozenset[int],
+    webhook_url: str | None,
+    webhook_secret: str,
+) -> Dispatcher:
+    """Everything a handler needs arrives as workflow data, by parameter name."""
+    dispatcher = Dispatcher(
+        storage=storage,
+        i18n=i18n,
+        clock=clock,
+        tariffs=tariffs,
+        pay_links=pay_links,
+        admin_ids=admin_ids,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+    )
+    dispatcher.update.outer_middleware(UserMiddleware())
+    UserLocaleMiddleware(i18n).setup(dispatcher)
+
+    private = Router(name="private")
+    private.message.filter(F.chat.type == ChatType.PRIVATE)
+    private.include_routers(
+        start.create_router(),
+        tariff_handlers.create_router(),
+        plan.create_router(),
+        fallback.create_router(),
+    )
+    dispatcher.include_router(private)
+    dispatcher.startup.register(on_startup)
+    return dispatcher
+
+
+async def on_startup(
+    bot: Bot, dispatcher: Dispatcher, i18n: I18n, webhook_url: str | None, webhook_secret: str
+) -> None:
+    """Set the command menus, and the webhook only when Telegram's differs (no 429 storms).
+
+    The webhook is never deleted on shutdown: on Render the new instance starts before
+    the old one stops, and deleting would silence the new one.
+    """
+    await set_command_menus(bot, i18n)
+    if webhook_url is None:
+        return
+    info = await bot.get_webhook_info()
+    if info.url != webhook_url:
+        await bot.set_webhook(
+            webhook_url,
+            secret_token=webhook_secret,
+            allowed_updates=dispatcher.resolve_used_update_types(),
+        )
+        log.info("webhook set to %s", webhook_url)

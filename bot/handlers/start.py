@@ -1,0 +1,80 @@
+"""/start, /language and /help: greeting, language choice, the command list."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from bot.callbacks import LanguageCallback
+from bot.middlewares import suggested_language
+from bot.texts import LANGUAGE_NAMES
+from db.database import Database
+from db.users import User, set_language
+
+
+def greeting() -> str:
+    return _(
+        "Welcome! Here you can buy a subscription and pay for it with Click or Payme.\n"
+        "Choose a tariff below or send /help."
+    )
+
+
+async def start(message: Message, user: User, i18n: I18n) -> None:
+    if user.language is None:
+        language = suggested_language(message.from_user, i18n.default_locale)
+        await message.answer(
+            _("Welcome! Please choose your language:"), reply_markup=keyboards.languages(language)
+        )
+        return
+    await message.answer(greeting(), reply_markup=keyboards.main_menu())
+
+
+async def choose_language(message: Message, i18n: I18n) -> None:
+    await message.answer(
+        _("Choose your language:"), reply_markup=keyboards.languages(i18n.current_locale)
+    )
+
+
+async def language_chosen(
+    query: CallbackQuery, callback_data: LanguageCallback, user: User, db: Database, i18n: I18n
+) -> None:
+    first_time = user.language is None
+    async with db.transaction() as conn:
+        await set_language(conn, user.id, callback_data.code)
+    with i18n.use_locale(callback_data.code):
+        await query.answer(_("Language: English"))
+        if isinstance(query.message, Message):
+            await query.message.edit_text(
+                greeting() if first_time else _("Language: English"),
+                reply_markup=keyboards.main_menu(),
+            )
+
+
+async def help_command(message: Message) -> None:
+    await message.answer(
+        _(
+            "What I can do:\n"
+            "/tariffs — tariffs and prices, buy a subscription\n"
+            "/myplan — your current plan and its expiry\n"
+            "/language — change the language\n"
+            "/help — this message\n\n"
+            "You pay with Click or Payme; the subscription starts as soon as the payment "
+            "is confirmed, and I will send you a message."
+        )
+    )
+
+
+def create_router() -> Router:
+    """A fresh router per dispatcher (a router can be attached only once)."""
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    router.message.register(choose_language, Command("language"))
+    router.callback_query.register(
+        language_chosen, LanguageCallback.filter(F.code.in_(LANGUAGE_NAMES))
+    )
+    router.message.register(help_command, Command("help"))
+    return router

@@ -1,0 +1,61 @@
+"""Inline keyboards; every button carries typed `CallbackData` or a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import BuyCallback, LanguageCallback, MenuCallback
+from bot.texts import LANGUAGE_NAMES, format_som, tariff_name
+from db.tariffs import Tariff
+
+
+def languages(selected: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for code, name in LANGUAGE_NAMES.items():
+        mark = "✅ " if code == selected else ""
+        builder.button(text=mark + name, callback_data=LanguageCallback(code=code))
+    return builder.adjust(3).as_markup()
+
+
+def main_menu() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💳 Tariffs"), callback_data=MenuCallback(action="tariffs"))
+    builder.button(text=_("📅 My plan"), callback_data=MenuCallback(action="myplan"))
+    return builder.adjust(2).as_markup()
+
+
+def tariffs(items: Iterable[Tariff]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for tariff in items:
+        builder.button(
+            text=_("Buy {name} — {price}").format(
+                name=tariff_name(tariff.code), price=format_som(tariff.price)
+            ),
+            callback_data=BuyCallback(tariff=tariff.code),
+        )
+    return builder.adjust(1).as_markup()
+
+
+def pay(click_url: str | None, payme_url: str | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if click_url:
+        builder.button(text=_("Pay with Click"), url=click_url)
+    if payme_url:
+        builder.button(text=_("Pay with Payme"), url=payme_url)
+    return builder.adjust(1).as_markup()
+
+
+def buy() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💳 Tariffs"), callback_data=MenuCallback(action="tariffs"))
+    return builder.as_markup()
+
+
+def my_plan() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("📅 My plan"), callback_data=MenuCallback(action="myplan"))
+    return builder.as_markup()

@@ -1,0 +1,35 @@
+"""How money, dates and tariffs are written for people, in their language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+
+from db.tariffs import Tariff
+
+TASHKENT = ZoneInfo("Asia/Tashkent")
+LANGUAGE_NAMES = {"uz": "O'zbekcha", "ru": "Русский", "en": "English"}
+
+
+def format_som(tiyin: int) -> str:
+    """`1500000` -> `15 000 so'm` (`сум` in Russian): thousands split by spaces."""
+    whole = f"{tiyin // 100:,}".replace(",", " ")
+    amount = whole if tiyin % 100 == 0 else f"{whole},{tiyin % 100:02d}"
+    return _("{amount} so'm").format(amount=amount)
+
+
+def format_moment(moment: datetime) -> str:
+    """A UTC moment as Tashkent wall time, day first, as people there write dates."""
+    return moment.astimezone(TASHKENT).strftime("%d.%m.%Y %H:%M")
+
+
+def tariff_name(code: str) -> str:
+    return {"PLUS": _("PLUS"), "PRO": _("PRO")}.get(code, code)
+
+
+def tariff_line(tariff: Tariff) -> str:
+    return _("{name}: {price} for {days} days").format(
+        name=tariff_name(tariff.code), price=format_som(tariff.price), days=tariff.days
+    )

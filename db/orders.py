@@ -1,0 +1,102 @@
+"""Orders: one purchase intent each, identified by `merchant_trans_id`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.schema import orders
+from db.tariffs import Tariff
+
+# A pending order younger than this is shown again instead of creating another one.
+ORDER_REUSE_LIFETIME = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    merchant_trans_id: str
+    user_id: int
+    tariff: str
+    amount: int
+    status: str
+    created_at: datetime
+    paid_at: datetime | None
+
+
+def _order(row: object) -> Order:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Order(**{name: mapping[name] for name in Order.__dataclass_fields__})
+
+
+def merchant_trans_id(user_id: int, tariff: str, now: datetime) -> str:
+    return f"{user_id}_{tariff}_{int(now.timestamp())}"
+
+
+async def get_order(conn: AsyncConnection, mti: str, *, lock: bool = False) -> Order | None:
+    """Find an order by its exact id; `lock` takes the row lock the money path needs."""
+    query = select(orders).where(orders.c.merchant_trans_id == mti)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).one_or_none()
+    return _order(row) if row else None
+
+
+async def get_order_by_id(conn: AsyncConnection, order_id: int, *, lock: bool = False) -> Order:
+    query = select(orders).where(orders.c.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    return _order((await conn.execute(query)).one())
+
+
+async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: datetime) -> Order:
+    """Reuse the user's recent pending order for this tariff and price, or create one."""
+    reusable = (
+        select(orders)
+        .where(
+            orders.c.user_id == user_id,
+            orders.c.tariff == tariff.code,
+            orders.c.status == "pending",
+            orders.c.amount == tariff.price,
+            orders.c.created_at > now - ORDER_REUSE_LIFETIME,
+        )
+        .order_by(orders.c.created_at.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(reusable)).one_or_none()
+    if row:
+        return _order(row)
+    mti = merchant_trans_id(user_id, tariff.code, now)
+    try:
+        async with conn.begin_nested():
+            created = await conn.execute(
+                insert(orders)
+                .values(
+                    merchant_trans_id=mti,
+                    user_id=user_id,
+                    tariff=tariff.code,
+                    amount=tariff.price,
+                    status="pending",
+                    created_at=now,
+                )
+                .returning(*orders.c)
+            )
+            return _order(created.one())
+    except IntegrityError:
+        # A double tap in the same second: the other tap created it.
+        existing = await get_order(conn, mti)
+        assert existing is not None
+        return existing
+
+
+async def set_order_status(
+    conn: AsyncConnection, order_id: int, status: str, paid_at: datetime | None = None
+) -> None:
+    values: dict[str, object] = {"status": status}
+    if paid_at is not None:
+        values["paid_at"] = paid_at
+    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))

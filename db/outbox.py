@@ -1,0 +1,110 @@
+"""The notifications outbox: messages written in the same transaction as what they announce.
+
+Rows hold a kind and its parameters, not text: the notifier renders them in the user's
+language at send time, so a language change before delivery is respected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.schema import notifications, users
+
+PAYMENT_RECEIVED = "payment_received"
+PAYMENT_REFUNDED = "payment_refunded"
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    language: str | None
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    user_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    dedupe_key: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(notifications).values(
+            user_id=user_id,
+            kind=kind,
+            payload=payload,
+            dedupe_key=dedupe_key,
+            status="pending",
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
+) -> list[Notice]:
+    """Take up to `limit` due notices, oldest first, and lease them until `now + lease`.
+
+    The lease is what makes delivery safe: a claimed notice is not due again until the
+    lease ends, so a second worker (another instance) skips it, and if this process dies
+    mid-send the notice becomes due again by itself. On PostgreSQL `SKIP LOCKED` lets
+    concurrent claimers pass each other instead of waiting.
+    """
+    query = (
+        select(notifications.c.id)
+        .where(notifications.c.status == "pending", notifications.c.next_attempt_at <= now)
+        .order_by(notifications.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    await conn.execute(
+        update(notifications).where(notifications.c.id.in_(ids)).values(next_attempt_at=now + lease)
+    )
+    rows = await conn.execute(
+        select(notifications, users.c.language)
+        .join(users, users.c.id == notifications.c.user_id)
+        .where(notifications.c.id.in_(ids))
+        .order_by(notifications.c.id)
+    )
+    return [
+        Notice(row.id, row.user_id, row.kind, dict(row.payload), row.attempts, row.language)
+        for row in rows
+    ]
+
+
+async def mark_sent(conn: AsyncConnection, notice_id: int, now: datetime) -> None:
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == notice_id)
+        .values(status="sent", sent_at=now, attempts=notifications.c.attempts + 1)
+    )
+
+
+async def mark_failed(conn: AsyncConnection, notice_id: int, reason: str) -> None:
+    """Close a notice that can never be delivered (the user blocked the bot)."""
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == notice_id)
+        .values(status="failed", error=reason[:500], attempts=notifications.c.attempts + 1)
+    )
+
+
+async def retry_later(conn: AsyncConnection, notice_id: int, when: datetime, reason: str) -> None:
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == notice_id)
+        .values(next_attempt_at=when, error=reason[:500], attempts=notifications.c.attempts + 1)
+    )

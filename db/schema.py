@@ -1,0 +1,135 @@
+"""Table definitions (SQLAlchemy Core), shared by queries and Alembic migrations.
+
+Money columns are integer tiyin. Payment times are integer milliseconds since the epoch
+(UTC) because Payme compares them exactly; other times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+    true,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-incrementing rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # Telegram user id
+    Column("first_name", String(256), nullable=False, server_default=""),
+    Column("username", String(64), nullable=True),
+    Column("language", String(2), nullable=True),  # NULL until the user picks one
+    Column("tariff", String(16), nullable=True),
+    Column("tariff_expires_at", UtcDateTime(), nullable=True),
+    Column("reachable", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_users_username", "username"),
+    Index("ix_users_tariff_expires_at", "tariff_expires_at"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("merchant_trans_id", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("tariff", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # tiyin, fixed at creation
+    Column("status", String(16), nullable=False),  # pending | paid | refunded | cancelled
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("paid_at", UtcDateTime(), nullable=True),
+    Index("ix_orders_user_id_tariff_status", "user_id", "tariff", "status"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    # Integer, not BigInteger: Click's merchant_prepare_id must stay <= 2**31 - 1.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(8), nullable=False),  # click | payme
+    Column("provider_id", String(64), nullable=False),  # click_trans_id or Payme id
+    Column("order_id", BigId, ForeignKey("orders.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # tiyin
+    Column("state", String(16), nullable=False),  # pending | paid | cancelled | refunded
+    Column("test", Boolean, nullable=False, server_default=false()),
+    Column("click_paydoc_id", BigInteger, nullable=True),
+    Column("click_sign_time", String(32), nullable=True),
+    Column("payme_time", BigInteger, nullable=True),  # Payme's `time`, ms
+    Column("create_time", BigInteger, nullable=False),  # ms
+    Column("perform_time", BigInteger, nullable=True),  # ms
+    Column("cancel_time", BigInteger, nullable=True),  # ms
+    Column("cancel_reason", Integer, nullable=True),  # Payme reason code
+    Column("cancel_note", Text, nullable=True),  # Click error and error_note
+    Column("granted_days", Integer, nullable=True),  # what a perform added, for refunds
+    Column("fiscal_data", JSON, nullable=True),  # Payme SetFiscalData, by type
+    UniqueConstraint("provider", "provider_id"),
+    Index("ix_payments_order_id", "order_id"),
+    Index("ix_payments_create_time", "create_time"),
+    Index("ix_payments_provider_payme_time", "provider", "payme_time"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", String(128), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+)

@@ -1,0 +1,74 @@
+"""The users table: who they are, their language, their tariff, whether we can reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.schema import users
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    first_name: str
+    username: str | None
+    language: str | None
+    tariff: str | None
+    tariff_expires_at: datetime | None
+    reachable: bool
+
+    def active_tariff(self, now: datetime) -> str | None:
+        if self.tariff and self.tariff_expires_at and self.tariff_expires_at > now:
+            return self.tariff
+        return None
+
+
+def _user(row: object) -> User:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return User(**{name: mapping[name] for name in User.__dataclass_fields__})
+
+
+async def upsert_user(
+    conn: AsyncConnection, user_id: int, first_name: str, username: str | None, now: datetime
+) -> User:
+    """Record a Telegram user (or refresh their name) in one statement, race-free."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(users).values(
+        id=user_id, first_name=first_name[:256], username=username, created_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[users.c.id],
+        set_={"first_name": statement.excluded.first_name, "username": statement.excluded.username},
+    ).returning(*users.c)
+    return _user((await conn.execute(statement)).one())
+
+
+async def get_user(conn: AsyncConnection, user_id: int, *, lock: bool = False) -> User | None:
+    query = select(users).where(users.c.id == user_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).one_or_none()
+    return _user(row) if row else None
+
+
+async def set_language(conn: AsyncConnection, user_id: int, language: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(language=language))
+
+
+async def set_reachable(conn: AsyncConnection, user_id: int, reachable: bool) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(reachable=reachable))
+
+
+async def set_tariff(
+    conn: AsyncConnection, user_id: int, tariff: str | None, expires_at: datetime | None
+) -> None:
+    await conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(tariff=tariff, tariff_expires_at=expires_at)
+    )

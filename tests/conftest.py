@@ -1,0 +1,192 @@
+"""Shared fixtures: a real database per test, the fake Bot API, the real app over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.engine import make_url
+
+from tests.fake_telegram import FakeTelegram
+from web.app import create_app
+from web.settings import Settings, load_settings
+
+BOT_TOKEN = "123456789:AAE_test_token_for_the_fake_bot_api_0123"
+BASE_URL = "https://bot.example.test"
+CLICK_ENV = {
+    "CLICK_SERVICE_ID": "28420",
+    "CLICK_MERCHANT_ID": "20000",
+    "CLICK_SECRET_KEY": "s3cr3tK3y",
+}
+PAYME_ENV = {
+    "PAYME_MERCHANT_ID": "587f72c72cac0d162c722ae2",
+    "PAYME_KEY": "TEST_KEY_example",
+}
+_update_ids = itertools.count(1)
+
+
+class FakeClock:
+    """A clock tests move by hand (integer ms), starting at the real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns() // 1_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, *, days: float = 0, hours: float = 0, seconds: float = 0) -> None:
+        self.now += int((days * 86400 + hours * 3600 + seconds) * 1000)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    """A fresh database per test: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+        return
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("PostgreSQL run skipped: TEST_DATABASE_URL is not set")
+    name = f"t_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield (
+            make_url(server)
+            .set(drivername="postgresql+asyncpg", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def telegram(aiohttp_server: Any) -> FakeTelegram:
+    fake = FakeTelegram()
+    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
+    return fake
+
+
+def telegram_url(fake: FakeTelegram) -> str:
+    server = fake.server  # type: ignore[attr-defined]
+    return f"http://{server.host}:{server.port}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_settings(database_url: str, telegram: FakeTelegram) -> Callable[..., Settings]:
+    """Settings for the app under test; keyword arguments override environment variables."""
+
+    def build(**overrides: str) -> Settings:
+        env = {
+            "BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": telegram_url(telegram),
+            "BASE_URL": BASE_URL,
+            "DATABASE_URL": database_url,
+            "ADMIN_IDS": "900001",
+            **CLICK_ENV,
+            **PAYME_ENV,
+        }
+        env.update(overrides)
+        return load_settings({key: value for key, value in env.items() if value is not None})
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, clock: FakeClock, telegram: FakeTelegram
+) -> AsyncIterator[TestClient]:
+    """The real app on a loopback port; updates are handled before the webhook answers."""
+    app = create_app(settings, clock=clock, handle_in_background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+class Telegram:
+    """Sends updates to the app's webhook the way Telegram does (secret header included)."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+
+    async def send(self, update: dict[str, Any]) -> int:
+        response = await self.client.post(
+            self.settings.webhook_path,
+            json={"update_id": next(_update_ids), **update},
+            headers={"X-Telegram-Bot-Api-Secret-Token": self.settings.webhook_secret},
+        )
+        return response.status
+
+    async def message(
+        self, user_id: int, text: str, *, language: str | None = "en", chat_type: str = "private"
+    ) -> int:
+        return await self.send({"message": message(user_id, text, language, chat_type)})
+
+    async def press(
+        self, user_id: int, data: str, *, language: str | None = "en", message_id: int = 100
+    ) -> int:
+        return await self.send(
+            {
+                "callback_query": {
+                    "id": str(next(_update_ids)),
+                    "from": sender(user_id, language),
+                    "chat_instance": "ci",
+                    "data": data,
+                    "message": {
+                        "message_id": message_id,
+                        "date": int(time.time()),
+                        "chat": {"id": user_id, "type": "private"},
+                        "text": "…",
+                    },
+                }
+            }
+        )
+
+
+def sender(user_id: int, language: str | None = "en") -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
+    user["username"] = f"user{user_id}"
+    if language:
+        user["language_code"] = language
+    return user
+
+
+def message(
+    user_id: int, text: str, language: str | None = "en", chat_type: str = "private"
+) -> dict[str, Any]:
+    chat_id = user_id if chat_type == "private" else -1000000000000 - user_id
+    return {
+        "message_id": next(_update_ids),
+        "date": int(time.time()),
+        "chat": {"id": chat_id, "type": chat_type},
+        "from": sender(user_id, language),
+        "text": text,
+        **(
+            {"entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]}
+            if text.startswith("/")
+            else {}
+        ),
+    }
+
+
+@pytest.fixture
+def tg(client: TestClient, settings: Settings) -> Telegram:
+    return Telegram(client, settings)

@@ -1,0 +1,188 @@
+"""A fake Telegram Bot API server for tests: real HTTP on 127.0.0.1, Telegram's answers.
+
+A real aiogram `Bot` is pointed at it through `TELEGRAM_API_URL`, so serialization,
+the session and aiogram's error mapping all run for real. Tests script failures per chat
+(blocked, 429 with `retry_after`) or for everyone (an outage of N answers with 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {
+    "id": 7000000001,
+    "is_bot": True,
+    "first_name": "Tariff Bot",
+    "username": "example_bot",
+    "can_join_groups": False,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        markup = self.params.get("reply_markup") or {}
+        return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+class FakeTelegram:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.blocked: set[int] = set()
+        self.deactivated: set[int] = set()
+        self.retry_after: dict[int, int] = {}  # chat id -> seconds, answered once
+        self.outage = 0  # number of next sendMessage calls answered with 502
+        self.webhook_url = ""
+        self._message_ids = itertools.count(100)
+        self._changed = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self.app.router.add_route("*", "/file/bot{token}/{path:.*}", self._file)
+
+    def of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [
+            call
+            for call in self.calls
+            if call.method == method and (chat_id is None or call.params.get("chat_id") == chat_id)
+        ]
+
+    async def wait_for(
+        self, method: str, predicate: Callable[[Call], bool] = lambda _: True, within: float = 10
+    ) -> Call:
+        """The first recorded call of `method` matching `predicate`, waiting if needed."""
+        deadline = time.monotonic() + within
+        while True:
+            for call in self.calls:
+                if call.method == method and predicate(call):
+                    return call
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {method} call arrived within {within}s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        return web.Response(status=404)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _read_params(request)
+        self.calls.append(Call(method, params))
+        self._changed.set()
+        error = self._scripted_error(method, params)
+        if error is not None:
+            return web.json_response(error, status=error["error_code"])
+        return web.json_response({"ok": True, "result": self._result(method, params)})
+
+    def _scripted_error(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        chat_id = params.get("chat_id")
+        if not method.startswith("send"):
+            return None
+        if self.outage > 0:
+            self.outage -= 1
+            return {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+        if chat_id in self.blocked:
+            return {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was blocked by the user",
+            }
+        if chat_id in self.deactivated:
+            return {"ok": False, "error_code": 403, "description": "Forbidden: user is deactivated"}
+        if chat_id in self.retry_after:
+            seconds = self.retry_after.pop(chat_id)
+            return {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {seconds}",
+                "parameters": {"retry_after": seconds},
+            }
+        return None
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return BOT_USER
+        if method == "getWebhookInfo":
+            return {
+                "url": self.webhook_url,
+                "has_custom_certificate": False,
+                "pending_update_count": 0,
+            }
+        if method == "setWebhook":
+            self.webhook_url = params["url"]
+            return True
+        if method == "deleteWebhook":
+            self.webhook_url = ""
+            return True
+        if method == "getUpdates":
+            return []
+        if method.startswith("send") or method.startswith("edit"):
+            return self._message(method, params)
+        return True
+
+    def _message(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        message: dict[str, Any] = {
+            "message_id": int(params.get("message_id") or next(self._message_ids)),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": BOT_USER,
+        }
+        if "text" in params:
+            message["text"] = params["text"]
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        if method == "sendPhoto":
+            message["photo"] = [
+                {"file_id": "photo1", "file_unique_id": "p1", "width": 800, "height": 400}
+            ]
+        if method == "sendDocument":
+            message["document"] = {"file_id": "doc1", "file_unique_id": "d1"}
+        if "caption" in params:
+            message["caption"] = params["caption"]
+        return message
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    """Form or multipart fields; JSON-looking values (markup, ids) are decoded like Telegram."""
+    params: dict[str, Any] = {}
+    if request.content_type == "application/json":
+        return await request.json()
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if part.filename:
+                params[part.name] = {"filename": part.filename, "data": await part.read()}
+            else:
+                params[part.name] = _decode(await part.text())
+        return params
+    form = await request.post()
+    return {name: _decode(str(value)) for name, value in form.items()}
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -1,0 +1,16 @@
+"""Typed application keys: how routes reach the shared objects (no module globals)."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiohttp import web
+
+from db.clock import Clock
+from db.database import Database
+from web.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+BOT = web.AppKey("bot", Bot)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+CLOCK = web.AppKey("clock", Clock)
