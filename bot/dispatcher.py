@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.enums import ChatType
@@ -20,12 +19,6 @@ from db.clock import Clock
 from db.tariffs import Tariff
 
 log = logging.getLogger(__name__)
-
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
-
-
-def create_i18n(default_language: str) -> I18n:
-    return I18n(path=LOCALES_DIR, default_locale=default_language, domain="messages")
 
 
 def create_dispatcher(

@@ -18,7 +18,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bot.dispatcher import create_dispatcher, create_i18n
+from bot.dispatcher import create_dispatcher
+from bot.i18n import create_i18n
 from bot.links import ClickLink, PayLinks, PaymeLink
 from bot.notifier import Notifier
 from db.clock import Clock, system_clock
