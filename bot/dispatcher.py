@@ -12,7 +12,7 @@ from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 
 from bot.commands import set_command_menus
-from bot.handlers import fallback, plan, start
+from bot.handlers import fallback, membership, plan, start
 from bot.handlers import tariffs as tariff_handlers
 from bot.links import PayLinks
 from bot.middlewares import UserLocaleMiddleware, UserMiddleware
@@ -56,6 +56,7 @@ def create_dispatcher(
         fallback.create_router(),
     )
     dispatcher.include_router(private)
+    dispatcher.include_router(membership.create_router())
     dispatcher.startup.register(on_startup)
     dispatcher.errors.register(log_error)
     return dispatcher

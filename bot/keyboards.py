@@ -59,3 +59,13 @@ def my_plan() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("📅 My plan"), callback_data=MenuCallback(action="myplan"))
     return builder.as_markup()
+
+
+def renew(tariff: str) -> InlineKeyboardMarkup:
+    """Starts a new order for the same tariff (the buy handler opens or reuses one)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("🔄 Renew {name}").format(name=tariff_name(tariff)),
+        callback_data=BuyCallback(tariff=tariff),
+    )
+    return builder.as_markup()

@@ -14,7 +14,8 @@ from db import outbox
 
 def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMarkup | None]:
     """Text and buttons of one notice; call inside `i18n.use_locale(...)`."""
-    name = tariff_name(str(payload.get("tariff", "")))
+    tariff = str(payload.get("tariff", ""))
+    name = tariff_name(tariff)
     amount = format_som(int(payload.get("amount", 0)))  # type: ignore[call-overload]
     raw_expiry = payload.get("expires_at")
     expiry = format_moment(datetime.fromisoformat(str(raw_expiry))) if raw_expiry else "—"
@@ -30,4 +31,17 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
             "were taken back. Your plan now ends on {expiry} (Tashkent time)."
         )
         return text.format(amount=amount, name=name, expiry=expiry), keyboards.my_plan()
+    if kind == outbox.SUBSCRIPTION_REMINDER:
+        text = _(
+            "⏰ Your plan {name} ends on {expiry} (Tashkent time). Days left: {days}.\n"
+            "Renew now to keep it without a break."
+        )
+        days = payload.get("days", "")
+        return text.format(name=name, expiry=expiry, days=days), keyboards.renew(tariff)
+    if kind == outbox.SUBSCRIPTION_EXPIRED:
+        text = _(
+            "⌛ Your plan {name} expired on {expiry} (Tashkent time).\n"
+            "Renew it to get access again."
+        )
+        return text.format(name=name, expiry=expiry), keyboards.renew(tariff)
     raise ValueError(f"unknown notice kind {kind!r}")

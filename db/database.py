@@ -9,7 +9,7 @@ exactly as `SELECT ... FOR UPDATE` does on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_TOPICS = "committed_topics"  # key in `Connection.info`: what this transaction announces
+
+
+def announce_on_commit(conn: AsyncConnection, topic: str) -> None:
+    """Tell this process's listeners of `topic` once the current transaction has committed.
+
+    This is how an enqueued notice wakes the notifier at once instead of at its next poll,
+    without `db` knowing who listens (and never before the row is visible to others).
+    """
+    conn.info.setdefault(_TOPICS, set()).add(topic)
 
 
 class Database:
@@ -29,6 +39,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
     async def connect(cls, url: str, *, migrate: bool = True) -> Database:
@@ -46,7 +57,18 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One atomic unit: commits on success, rolls back on any exception."""
         async with self.engine.begin() as connection:
-            yield connection
+            try:
+                yield connection
+            finally:
+                # `info` outlives the checkout (it belongs to the pooled connection).
+                topics: set[str] = connection.info.pop(_TOPICS, set())
+        for topic in topics:
+            for callback in self._listeners.get(topic, ()):
+                callback()
+
+    def listen(self, topic: str, callback: Callable[[], None]) -> None:
+        """Call `callback` after every commit that announced `topic` (this process only)."""
+        self._listeners.setdefault(topic, []).append(callback)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -6,17 +6,24 @@ language at send time, so a language change before delivery is respected.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.database import announce_on_commit
 from db.schema import notifications, users
 
 PAYMENT_RECEIVED = "payment_received"
 PAYMENT_REFUNDED = "payment_refunded"
+SUBSCRIPTION_EXPIRED = "subscription_expired"
+SUBSCRIPTION_REMINDER = "subscription_reminder"
+
+ENQUEUED = "outbox.enqueued"  # the commit topic the notifier listens to
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,16 @@ async def enqueue(
     payload: dict[str, Any],
     now: datetime,
     dedupe_key: str | None = None,
-) -> None:
-    await conn.execute(
-        insert(notifications).values(
+) -> bool:
+    """Queue a notice; with a `dedupe_key` already queued, do nothing and return False.
+
+    One statement (`INSERT ... ON CONFLICT DO NOTHING`) so that two instances racing to
+    queue the same "once per period" notice cannot both succeed, and neither fails.
+    """
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(notifications)
+        .values(
             user_id=user_id,
             kind=kind,
             payload=payload,
@@ -47,11 +61,21 @@ async def enqueue(
             next_attempt_at=now,
             created_at=now,
         )
+        .on_conflict_do_nothing(index_elements=[notifications.c.dedupe_key])
+        .returning(notifications.c.id)
     )
+    inserted = (await conn.execute(statement)).first() is not None
+    if inserted:
+        announce_on_commit(conn, ENQUEUED)
+    return inserted
 
 
 async def claim_due(
-    conn: AsyncConnection, now: datetime, limit: int, lease: timedelta
+    conn: AsyncConnection,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    exclude: Collection[int] = (),
 ) -> list[Notice]:
     """Take up to `limit` due notices, oldest first, and lease them until `now + lease`.
 
@@ -59,14 +83,30 @@ async def claim_due(
     lease ends, so a second worker (another instance) skips it, and if this process dies
     mid-send the notice becomes due again by itself. On PostgreSQL `SKIP LOCKED` lets
     concurrent claimers pass each other instead of waiting.
+
+    Only a user's oldest pending notice is ever due, so a user's messages arrive in the
+    order they were queued even when one of them waits for a retry (or sits in another
+    instance). `exclude` is what this worker holds in flight already: a clock jump (tests
+    travel in time) must not make its own leases look expired.
     """
+    older = notifications.alias("older")
     query = (
         select(notifications.c.id)
-        .where(notifications.c.status == "pending", notifications.c.next_attempt_at <= now)
+        .where(
+            notifications.c.status == "pending",
+            notifications.c.next_attempt_at <= now,
+            ~exists().where(
+                older.c.user_id == notifications.c.user_id,
+                older.c.status == "pending",
+                older.c.id < notifications.c.id,
+            ),
+        )
         .order_by(notifications.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=notifications)
     )
+    if exclude:
+        query = query.where(notifications.c.id.not_in(list(exclude)))
     ids = list((await conn.execute(query)).scalars())
     if not ids:
         return []
@@ -83,6 +123,15 @@ async def claim_due(
         Notice(row.id, row.user_id, row.kind, dict(row.payload), row.attempts, row.language)
         for row in rows
     ]
+
+
+async def extend_lease(conn: AsyncConnection, notice_id: int, until: datetime) -> None:
+    """Keep a notice this worker still holds (say, waiting out a 429) from being re-claimed."""
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.id == notice_id, notifications.c.status == "pending")
+        .values(next_attempt_at=until)
+    )
 
 
 async def mark_sent(conn: AsyncConnection, notice_id: int, now: datetime) -> None:

@@ -132,4 +132,15 @@ notifications = Table(
     Column("sent_at", UtcDateTime(), nullable=True),
     Column("error", Text, nullable=True),
     Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    # "Is there an older pending notice for this user?": keeps delivery in order per user.
+    Index("ix_notifications_user_id_status_id", "user_id", "status", "id"),
+)
+
+# Periodic work shared by all instances: a job runs where `next_run_at` was claimed.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_run_at", UtcDateTime(), nullable=False),
+    Column("last_run_at", UtcDateTime(), nullable=True),  # the last completed run's `now`
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -23,6 +24,7 @@ from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
 from bot.links import ClickLink, PayLinks, PaymeLink
 from bot.notifier import Notifier
+from bot.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
 from web.health import health
@@ -32,6 +34,8 @@ from web.settings import Settings
 log = logging.getLogger(__name__)
 
 I18N = web.AppKey("i18n", I18n)
+NOTIFIER = web.AppKey("notifier", Notifier)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 
 class StartupError(RuntimeError):
@@ -86,6 +90,7 @@ def create_app(
     app[I18N] = i18n
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_notifier)
+    app.cleanup_ctx.append(_scheduler)
     app.router.add_get("/health", health)
     if settings.webhook_url:
         SimpleRequestHandler(
@@ -112,15 +117,32 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
     notifier = Notifier(
-        app[DATABASE], app[BOT], app[I18N], app[CLOCK], settings.notifier.rate_per_second
+        app[DATABASE], app[BOT], app[I18N], app[CLOCK], app[SETTINGS].notifier.rate_per_second
     )
-    task = asyncio.create_task(notifier.run(), name="notifier")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    app[NOTIFIER] = notifier
+    async with _background(notifier.run(), "notifier"):
+        yield
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Every instance runs one; the database decides which of them does each run."""
+    scheduler = Scheduler(app[DATABASE], app[CLOCK], app[SETTINGS].notifier.reminder_days)
+    app[SCHEDULER] = scheduler
+    async with _background(scheduler.run(), "scheduler"):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run `job` as a task for the app's lifetime; cancel and await it on shutdown."""
+    task = asyncio.create_task(job, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _log_providers(settings: Settings) -> None:
