@@ -34,6 +34,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    ok: bool = False  # set when the answer was a success
 
     @property
     def text(self) -> str:
@@ -50,6 +51,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.blocked: set[int] = set()
         self.deactivated: set[int] = set()
+        self.not_found: set[int] = set()  # chats answered 400 "chat not found"
+        self.send_latency = 0.0  # seconds every send* call takes to answer (a real round trip)
         self.retry_after: dict[int, int] = {}  # chat id -> seconds, answered once
         self.outage = 0  # number of next sendMessage calls answered with 502
         self.webhook_url = ""
@@ -59,6 +62,10 @@ class FakeTelegram:
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self.app.router.add_route("*", "/file/bot{token}/{path:.*}", self._file)
+
+    def delivered(self, chat_id: int | None = None) -> list[Call]:
+        """sendMessage calls that Telegram answered with OK (what the user actually got)."""
+        return [call for call in self.of("sendMessage", chat_id) if call.ok]
 
     def of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [
@@ -89,13 +96,17 @@ class FakeTelegram:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _read_params(request)
-        self.calls.append(Call(method, params))
+        call = Call(method, params)
+        self.calls.append(call)
         self._changed.set()
         if method == "getUpdates" and not self.updates:
             await asyncio.sleep(0.5)  # long polling: an empty answer comes after a wait
+        if method.startswith("send") and self.send_latency:
+            await asyncio.sleep(self.send_latency)
         error = self._scripted_error(method, params)
         if error is not None:
             return web.json_response(error, status=error["error_code"])
+        call.ok = True
         return web.json_response({"ok": True, "result": self._result(method, params)})
 
     def _scripted_error(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -113,6 +124,8 @@ class FakeTelegram:
             }
         if chat_id in self.deactivated:
             return {"ok": False, "error_code": 403, "description": "Forbidden: user is deactivated"}
+        if chat_id in self.not_found:
+            return {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
         if chat_id in self.retry_after:
             seconds = self.retry_after.pop(chat_id)
             return {
