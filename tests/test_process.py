@@ -31,18 +31,17 @@ def product_env(**extra: str) -> dict[str, str]:
     return {**keep, "PYTHONUNBUFFERED": "1", **extra}
 
 
-@asynccontextmanager
-async def running_product(env: dict[str, str], port: int) -> AsyncIterator[str]:
+async def start_product(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    """`python -m web` started and answering /health (the caller stops or kills it)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "web", cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(150):
                 try:
-                    async with session.get(base + "/health") as response:
+                    async with session.get(f"http://127.0.0.1:{port}/health") as response:
                         if response.status == 200:
                             break
                 except aiohttp.ClientError:
@@ -55,7 +54,19 @@ async def running_product(env: dict[str, str], port: int) -> AsyncIterator[str]:
         if process.returncode is not None:
             output = (await process.stdout.read()).decode()  # type: ignore[union-attr]
             raise AssertionError(f"the product exited early:\n{output}")
-        yield base
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    return process
+
+
+@asynccontextmanager
+async def running_product(env: dict[str, str], port: int) -> AsyncIterator[str]:
+    process = await start_product(env, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         if process.returncode is None:
             process.terminate()
