@@ -36,7 +36,7 @@ from aiogram.exceptions import (
 from aiogram.utils.i18n import I18n
 
 from bot import notices
-from bot.pacing import Pacer
+from bot.pacing import PACED, Pacer
 from db import outbox
 from db.clock import Clock, to_datetime
 from db.database import Database
@@ -68,13 +68,14 @@ class Notifier:
         bot: Bot,
         i18n: I18n,
         clock: Clock,
-        rate_per_second: float,
+        pacer: Pacer,
         *,
         idle_seconds: float = 1.0,
         backoff: Backoff = Backoff(),
     ) -> None:
         self.db, self.bot, self.i18n, self.clock = db, bot, i18n, clock
-        self.pacer = Pacer(rate_per_second)
+        self.pacer = pacer
+        rate_per_second = pacer.rate_per_second
         self.idle_seconds = idle_seconds
         self.backoff = backoff
         # Two seconds of sends in flight keep the pacer busy however slow the round trip.
@@ -119,6 +120,7 @@ class Notifier:
         return len(batch)
 
     async def _deliver_logged(self, notice: outbox.Notice) -> None:
+        PACED.set(True)  # this task's context only: its sends wait for their own slots
         try:
             await self.deliver(notice)
         except Exception:

@@ -2,8 +2,8 @@
 
 Telegram allows a bot about 30 messages per second overall and one per second in a chat.
 Sleeping a fixed interval after each send stays below the limit (the round trip is added
-to every interval); instead every sender reserves its own slot on a shared timeline, so
-many sends run concurrently while their starts are spaced exactly `1 / rate` apart.
+to every interval); instead senders take turns on a shared timeline and send
+concurrently, so their starts are spaced exactly `1 / rate` apart whatever the round trip.
 """
 
 from __future__ import annotations
@@ -11,8 +11,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.methods import TelegramMethod
+
+if TYPE_CHECKING:
+    from aiogram import Bot
 
 PER_CHAT_SECONDS = 1.0
+# Set inside the notifier's delivery tasks: their sends took a slot already.
+PACED: ContextVar[bool] = ContextVar("paced", default=False)
 
 
 class Pacer:
@@ -24,27 +37,35 @@ class Pacer:
         per_chat_seconds: float = PER_CHAT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.rate_per_second = rate_per_second
         self.interval = 1.0 / rate_per_second
         self.per_chat_seconds = per_chat_seconds
         self._monotonic = monotonic
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._chat_ready: dict[int, float] = {}
+        self._queue = asyncio.Lock()
 
     async def wait_turn(self, chat_id: int) -> None:
-        """Return when a message to `chat_id` may be sent, and count it as sent now."""
-        while True:
+        """Return when a message to `chat_id` may be sent, and count it as sent now.
+
+        Senders queue on a FIFO lock and each takes the slot only when it is due, so a
+        reply that jumps in (`reserve`) or a pause delays the queue instead of adding to
+        slots handed out earlier: no one-second window ever holds more than the limit.
+        """
+        chat_wait = self._chat_ready.get(chat_id, 0.0) - self._monotonic()
+        if chat_wait > 0:
+            await asyncio.sleep(chat_wait)
+        async with self._queue:
+            while True:  # a reply or a pause may move the slot while this sender sleeps
+                wait = max(self._next_slot, self._paused_until) - self._monotonic()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            # A timer that fired a little late is made up at the next slot (never below
+            # the limit); after an idle spell the schedule restarts from now.
             now = self._monotonic()
-            ready = max(self._chat_ready.get(chat_id, 0.0), self._paused_until)
-            if ready > now:
-                await asyncio.sleep(ready - now)
-                continue
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
-            if self._paused_until <= self._monotonic():
-                break  # else a pause began while this sender waited: queue again after it
+            self._next_slot = max(self._next_slot, now - self.interval / 2) + self.interval
         self.sent(chat_id)
 
     def sent(self, chat_id: int) -> None:
@@ -65,3 +86,34 @@ class Pacer:
         until = self._monotonic() + seconds
         self._paused_until = max(self._paused_until, until)
         self._next_slot = max(self._next_slot, until + self.interval)
+
+    def reserve(self, chat_id: int) -> None:
+        """Count a message that must not wait (a reply to a user) against the limit.
+
+        It takes the next slot without sleeping; queued notices give way by one interval.
+        """
+        self._next_slot = max(self._next_slot, self._monotonic()) + self.interval
+        self.sent(chat_id)
+
+
+class ReplyPacing(BaseRequestMiddleware):
+    """Bot session middleware: the bot's own replies count against the notifier's limit.
+
+    Telegram's limit is the bot's, replies and notices together; with this the setting
+    is the total. Replies are never delayed (a user is waiting); notices slow down.
+    """
+
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[Any],
+        bot: Bot,
+        method: TelegramMethod[Any],
+    ) -> Any:
+        chat_id = getattr(method, "chat_id", None)
+        is_message = method.__api_method__.startswith("send") and isinstance(chat_id, int)
+        if is_message and not PACED.get():
+            self.pacer.reserve(chat_id)
+        return await make_request(bot, method)

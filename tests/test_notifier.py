@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.i18n import create_i18n
 from bot.notifier import Backoff, Notifier
+from bot.pacing import Pacer
 from db.clock import system_clock
 from db.database import Database
 from db.schema import users
@@ -44,7 +45,7 @@ async def running(
 ) -> AsyncIterator[Notifier]:
     bot = fake_bot(telegram)
     notifier = Notifier(
-        db, bot, create_i18n("uz"), system_clock, rate, idle_seconds=0.05, backoff=FAST
+        db, bot, create_i18n("uz"), system_clock, Pacer(rate), idle_seconds=0.05, backoff=FAST
     )
     task = asyncio.create_task(notifier.run())
     try:

@@ -24,6 +24,7 @@ from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
 from bot.links import ClickLink, PayLinks, PaymeLink
 from bot.notifier import Notifier
+from bot.pacing import Pacer, ReplyPacing
 from bot.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
@@ -34,6 +35,7 @@ from web.settings import Settings
 log = logging.getLogger(__name__)
 
 I18N = web.AppKey("i18n", I18n)
+PACER = web.AppKey("pacer", Pacer)
 NOTIFIER = web.AppKey("notifier", Notifier)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 
@@ -72,6 +74,8 @@ def create_app(
     """`handle_in_background=False` makes the webhook answer after the handler ran (tests)."""
     i18n = create_i18n(settings.default_language)
     bot = create_bot(settings)
+    pacer = Pacer(settings.notifier.rate_per_second)
+    bot.session.middleware(ReplyPacing(pacer))
     dispatcher = create_dispatcher(
         storage=create_storage(settings),
         i18n=i18n,
@@ -88,6 +92,7 @@ def create_app(
     app[BOT] = bot
     app[DISPATCHER] = dispatcher
     app[I18N] = i18n
+    app[PACER] = pacer
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_scheduler)
@@ -117,9 +122,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
-    notifier = Notifier(
-        app[DATABASE], app[BOT], app[I18N], app[CLOCK], app[SETTINGS].notifier.rate_per_second
-    )
+    notifier = Notifier(app[DATABASE], app[BOT], app[I18N], app[CLOCK], app[PACER])
     app[NOTIFIER] = notifier
     async with _background(notifier.run(), "notifier"):
         yield
