@@ -4,7 +4,8 @@ A notice is leased (claimed) in one transaction, sent, then marked sent in its o
 transaction right after Telegram's OK. A notice is sent twice only if the process dies in
 that gap (one UPDATE of one row by primary key): the lease then runs out and the notice is
 sent again. Nothing is held between the OK and that UPDATE: the pacer is waited for
-before the send, never after it.
+before the send, never after it. A notice is never sent on a lease that ran out while it
+waited its turn (another instance may have it by then).
 
 Telegram's answers decide what happens next:
 - 429: this notice waits exactly `retry_after` and is sent again; everyone else is paused
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -115,14 +117,20 @@ class Notifier:
             log.exception("notifier: claiming notices failed; retrying")
             return 0
         for notice in batch:
-            task = asyncio.create_task(self._deliver_logged(notice), name=f"notice-{notice.id}")
+            task = asyncio.create_task(
+                self._deliver_logged(notice, self._lease_ends()), name=f"notice-{notice.id}"
+            )
             self._in_flight[notice.id] = task
         return len(batch)
 
-    async def _deliver_logged(self, notice: outbox.Notice) -> None:
+    def _lease_ends(self) -> float:
+        """A lease taken now, as this process measures it, minus the time a send may take."""
+        return time.monotonic() + self.lease.total_seconds() - SEND_TIMEOUT_SECONDS
+
+    async def _deliver_logged(self, notice: outbox.Notice, lease_ends: float) -> None:
         PACED.set(True)  # this task's context only: its sends wait for their own slots
         try:
-            await self.deliver(notice)
+            await self.deliver(notice, lease_ends)
         except Exception:
             # The lease runs out and the notice is tried again: nothing is dropped.
             log.exception("notifier: notice %s failed unexpectedly", notice.id)
@@ -130,8 +138,12 @@ class Notifier:
             del self._in_flight[notice.id]
             self._wakeup.set()
 
-    async def deliver(self, notice: outbox.Notice) -> None:
-        """Send one notice and record the outcome (sent, closed, or queued for later)."""
+    async def deliver(self, notice: outbox.Notice, lease_ends: float) -> None:
+        """Send one notice and record the outcome (sent, closed, or queued for later).
+
+        A notice whose lease ran out while it waited (long pauses in an outage) is not
+        sent: another instance may hold it by now. It is simply due again.
+        """
         language = notice.language or self.i18n.default_locale
         with self.i18n.context(), self.i18n.use_locale(language):
             text, markup = notices.render(notice.kind, notice.payload)
@@ -139,6 +151,9 @@ class Notifier:
         while True:
             if retry_after_rounds == 0:
                 await self.pacer.wait_turn(notice.user_id)
+                if time.monotonic() > lease_ends:
+                    log.warning("notice %s: lease ran out while waiting; left queued", notice.id)
+                    return
             else:
                 self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
             try:
@@ -151,6 +166,7 @@ class Notifier:
                     await self._retry_later(notice, str(error), error.retry_after)
                     return
                 await self._wait_retry_after(notice, error.retry_after)
+                lease_ends = self._lease_ends()  # the wait began with a fresh lease
                 continue
             except (TelegramForbiddenError, TelegramBadRequest) as error:
                 await self._close(notice, error)
