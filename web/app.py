@@ -24,6 +24,7 @@ from bot.links import ClickLink, PayLinks, PaymeLink
 from bot.notifier import Notifier
 from db.clock import Clock, system_clock
 from db.database import Database
+from web import click
 from web.health import health
 from web.keys import BOT, CLOCK, DATABASE, DISPATCHER, SETTINGS
 from web.settings import Settings
@@ -82,6 +83,8 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_notifier)
     app.router.add_get("/health", health)
+    app.router.add_route("*", click.PREPARE.path, click.route_handler(click.PREPARE))
+    app.router.add_route("*", click.COMPLETE.path, click.route_handler(click.COMPLETE))
     if settings.webhook_url:
         SimpleRequestHandler(
             dispatcher,
