@@ -53,6 +53,7 @@ class FakeTelegram:
         self.retry_after: dict[int, int] = {}  # chat id -> seconds, answered once
         self.outage = 0  # number of next sendMessage calls answered with 502
         self.webhook_url = ""
+        self.updates: list[dict[str, Any]] = []  # handed out once by getUpdates (polling)
         self._message_ids = itertools.count(100)
         self._changed = asyncio.Event()
         self.app = web.Application()
@@ -90,6 +91,8 @@ class FakeTelegram:
         params = await _read_params(request)
         self.calls.append(Call(method, params))
         self._changed.set()
+        if method == "getUpdates" and not self.updates:
+            await asyncio.sleep(0.5)  # long polling: an empty answer comes after a wait
         error = self._scripted_error(method, params)
         if error is not None:
             return web.json_response(error, status=error["error_code"])
@@ -136,7 +139,8 @@ class FakeTelegram:
             self.webhook_url = ""
             return True
         if method == "getUpdates":
-            return []
+            updates, self.updates = self.updates, []
+            return updates
         if method.startswith("send") or method.startswith("edit"):
             return self._message(method, params)
         return True

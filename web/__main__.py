@@ -10,8 +10,6 @@ import sys
 from aiohttp import web
 from dotenv import load_dotenv
 
-from web.app import create_app
-from web.keys import BOT, DISPATCHER
 from web.settings import Settings, SettingsError, load_settings
 
 SHUTDOWN_TIMEOUT = 20  # Render kills 30 s after SIGTERM
@@ -29,6 +27,8 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
+    from web.app import create_app  # imported after the settings check: aiogram loads slowly
+
     app = create_app(settings)
     if settings.webhook_url:
         logging.getLogger(__name__).info("webhook mode on %s:%s", settings.host, settings.port)
@@ -45,6 +45,8 @@ def main() -> None:
 
 async def _serve_with_polling(app: web.Application, settings: Settings) -> None:
     """Local development: the same HTTP routes, and the bot by long polling."""
+    from web.keys import BOT, DISPATCHER
+
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:

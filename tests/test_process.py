@@ -1,0 +1,134 @@
+"""The product started the way a user starts it: `python -m web` with environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import BOT_TOKEN, message, telegram_url
+from tests.fake_telegram import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "process-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def product_env(**extra: str) -> dict[str, str]:
+    keep = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    return {**keep, "PYTHONUNBUFFERED": "1", **extra}
+
+
+@asynccontextmanager
+async def running_product(env: dict[str, str], port: int) -> AsyncIterator[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(150):
+                try:
+                    async with session.get(base + "/health") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if process.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the product did not answer /health within 15 s")
+        if process.returncode is not None:
+            output = (await process.stdout.read()).decode()  # type: ignore[union-attr]
+            raise AssertionError(f"the product exited early:\n{output}")
+        yield base
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.mark.slow
+async def test_webhook_mode_serves_health_and_answers_start(
+    telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = product_env(
+        BOT_TOKEN=BOT_TOKEN,
+        TELEGRAM_API_URL=telegram_url(telegram),
+        BASE_URL="https://bot.example.test",
+        WEBHOOK_SECRET=SECRET,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+    )
+    async with running_product(env, port) as base, aiohttp.ClientSession() as session:
+        async with session.get(base + "/health") as response:
+            assert (await response.json())["database"] == "ok"
+        update = {"update_id": 1, "message": message(4242, "/start", "en")}
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        async with session.post(base + "/webhook/telegram", json=update, headers=headers) as r:
+            assert r.status == 200
+        call = await telegram.wait_for("sendMessage", lambda c: c.params["chat_id"] == 4242)
+        assert call.text == "Welcome! Please choose your language:"
+    assert telegram.of("setWebhook")[0].params["url"] == "https://bot.example.test/webhook/telegram"
+    assert (tmp_path / "bot.db").exists()
+
+
+@pytest.mark.slow
+async def test_polling_mode_serves_http_and_the_bot_in_one_process(
+    telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    port = free_port()
+    telegram.updates.append({"update_id": 7, "message": message(4343, "/help", "en")})
+    env = product_env(
+        BOT_TOKEN=BOT_TOKEN,
+        TELEGRAM_API_URL=telegram_url(telegram),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+    )
+    async with running_product(env, port):
+        call = await telegram.wait_for("sendMessage", lambda c: c.params["chat_id"] == 4343)
+        assert "/tariffs" in call.text
+    assert telegram.of("setWebhook") == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "configuration error: BOT_TOKEN: required but not set"),
+        ({"BOT_TOKEN": BOT_TOKEN, "PORT": "http"}, "configuration error: PORT: must be a whole"),
+        (
+            {"BOT_TOKEN": BOT_TOKEN, "CLICK_SERVICE_ID": "1"},
+            "configuration error: CLICK_MERCHANT_ID: required when CLICK_SERVICE_ID is set",
+        ),
+    ],
+)
+async def test_a_bad_setting_stops_the_start_with_one_line(
+    env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    env = {**product_env(), "PYTHONPATH": str(ROOT), **env}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected)
+    assert "Traceback" not in stderr.decode() and stdout == b""

@@ -1,0 +1,116 @@
+"""Settings: defaults, the exact variable named in each error, secrets kept out of repr."""
+
+from __future__ import annotations
+
+import pytest
+
+from web.settings import SettingsError, load_settings
+
+TOKEN = "123456789:AAE_test_token_for_the_fake_bot_api_0123"
+
+
+def test_defaults_with_only_the_token() -> None:
+    settings = load_settings({"BOT_TOKEN": TOKEN})
+    assert settings.telegram_api_url == "https://api.telegram.org"
+    assert settings.base_url is None and settings.webhook_url is None
+    assert settings.database_url == "sqlite+aiosqlite:///data/bot.db"
+    assert (settings.host, settings.port, settings.default_language) == ("0.0.0.0", 8080, "uz")
+    assert settings.tariffs["PLUS"].price == 1_500_000 and settings.tariffs["PLUS"].days == 30
+    assert settings.tariffs["PRO"].price == 3_900_000 and settings.tariffs["PRO"].days == 30
+    assert settings.click is None and settings.payme is None
+    assert settings.admin_ids == frozenset()
+    # Derived webhook secret: stable, and valid for Telegram's secret_token.
+    assert settings.webhook_secret == load_settings({"BOT_TOKEN": TOKEN}).webhook_secret
+    assert len(settings.webhook_secret) == 64 and TOKEN not in settings.webhook_secret
+
+
+def test_full_configuration() -> None:
+    settings = load_settings(
+        {
+            "BOT_TOKEN": TOKEN,
+            "RENDER_EXTERNAL_URL": "https://tariffs.onrender.com/",
+            "DATABASE_URL": "postgres://u:p@db:5432/app",
+            "ADMIN_IDS": " 1, 22 ,333",
+            "TARIFF_PRO_PRICE": "49000",
+            "TARIFF_PRO_DAYS": "31",
+            "CLICK_SERVICE_ID": "28420",
+            "CLICK_MERCHANT_ID": "20000",
+            "CLICK_SECRET_KEY": "s3cr3tK3y",
+            "PAYME_MERCHANT_ID": "587f72c72cac0d162c722ae2",
+            "PAYME_KEY": "key",
+            "PAYME_CHECKOUT_URL": "https://test.paycom.uz/",
+            "TARIFF_PLUS_IKPU": "10305013001000000",
+            "TARIFF_PLUS_PACKAGE_CODE": "1495086",
+            "TARIFF_PLUS_VAT_PERCENT": "12",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.webhook_url == "https://tariffs.onrender.com/webhook/telegram"
+    assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/app"
+    assert settings.admin_ids == frozenset({1, 22, 333})
+    assert settings.tariffs["PRO"].price == 4_900_000 and settings.tariffs["PRO"].days == 31
+    assert settings.tariffs["PLUS"].fiscal is not None
+    assert settings.tariffs["PLUS"].fiscal.vat_percent == 12
+    assert settings.tariffs["PRO"].fiscal is None
+    assert settings.payme is not None and settings.payme.checkout_url == "https://test.paycom.uz"
+    assert settings.log_level == "DEBUG"
+    text = repr(settings)
+    for secret in ("s3cr3tK3y", TOKEN, "'key'", settings.webhook_secret):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "BOT_TOKEN: required but not set"),
+        ({"BOT_TOKEN": "nonsense"}, "BOT_TOKEN: not a Telegram bot token"),
+        ({"BASE_URL": "http://insecure.example"}, "BASE_URL: must be an https:// URL"),
+        ({"TELEGRAM_API_URL": "ftp://x"}, "TELEGRAM_API_URL: must be an http(s) URL"),
+        ({"PORT": "eighty"}, "PORT: must be a whole number from 1 to 65535"),
+        ({"PORT": "70000"}, "PORT: must be a whole number from 1 to 65535"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL: only SQLite"),
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL: not a URL"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL: must start with redis://"),
+        ({"ADMIN_IDS": "1,abc"}, "ADMIN_IDS: must be comma-separated numeric Telegram ids"),
+        ({"DEFAULT_LANGUAGE": "de"}, "DEFAULT_LANGUAGE: must be one of uz, ru, en"),
+        ({"TARIFF_PLUS_PRICE": "15000.50"}, "TARIFF_PLUS_PRICE: must be a whole number"),
+        ({"TARIFF_PRO_DAYS": "0"}, "TARIFF_PRO_DAYS: must be a whole number from 1"),
+        ({"WEBHOOK_SECRET": "has space"}, "WEBHOOK_SECRET: 1-256 characters"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL: must be one of"),
+        ({"CLICK_SERVICE_ID": "28420"}, "CLICK_MERCHANT_ID: required when CLICK_SERVICE_ID"),
+        (
+            {"CLICK_SERVICE_ID": "x1", "CLICK_MERCHANT_ID": "2", "CLICK_SECRET_KEY": "k"},
+            "CLICK_SERVICE_ID: must be digits only",
+        ),
+        ({"CLICK_RETURN_URL": "http://x"}, None),
+        ({"PAYME_KEY": "k"}, "PAYME_MERCHANT_ID: required when PAYME_KEY"),
+        ({"PAYME_TEST_KEY": "k"}, "PAYME_TEST_KEY: set, but PAYME_MERCHANT_ID"),
+        ({"PAYME_MERCHANT_ID": "bad id!", "PAYME_KEY": "k"}, "PAYME_MERCHANT_ID: 1-64"),
+        (
+            {"PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_ACCOUNT_FIELD": "Order"},
+            "PAYME_ACCOUNT_FIELD: must match",
+        ),
+        ({"TARIFF_PRO_IKPU": "123"}, "TARIFF_PRO_PACKAGE_CODE: required when TARIFF_PRO_IKPU"),
+        (
+            {
+                "TARIFF_PRO_IKPU": "123",
+                "TARIFF_PRO_PACKAGE_CODE": "1",
+                "TARIFF_PRO_VAT_PERCENT": "12",
+            },
+            "TARIFF_PRO_IKPU: must be exactly 17 digits",
+        ),
+        ({"NOTIFY_RATE_PER_SECOND": "100"}, "NOTIFY_RATE_PER_SECOND: must be a number"),
+        ({"REMINDER_DAYS": "3,x"}, "REMINDER_DAYS: must be comma-separated"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str | None) -> None:
+    full = {"BOT_TOKEN": TOKEN, **env} if "BOT_TOKEN" not in env and env else env
+    if message is None:  # CLICK_RETURN_URL alone is harmless while Click is off
+        assert load_settings(full).click is None
+        return
+    with pytest.raises(SettingsError) as raised:
+        load_settings(full)
+    assert str(raised.value).startswith(message)
+    for value in env.values():
+        if value not in message and len(value) > 2:
+            assert value not in str(raised.value)
