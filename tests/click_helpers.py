@@ -207,7 +207,9 @@ async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to assert that a refused callback changed nothing."""
     async with db.transaction() as conn:
         return {
-            table.name: [tuple(row) for row in await conn.execute(select(table).order_by(*table.primary_key))]
+            table.name: [
+                tuple(row) for row in await conn.execute(select(table).order_by(*table.primary_key))
+            ]
             for table in (users, orders, payments, notifications)
         }
 

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 from db.clock import to_datetime
 from tests.click_helpers import (
     ClickCaller,
+    complete_fields,
     failed,
     load,
     make_order,
@@ -16,11 +17,13 @@ from tests.click_helpers import (
     ok_complete,
     ok_prepare,
     payment,
+    prepare_fields,
     snapshot,
 )
 from tests.conftest import FakeClock
 
 T1, T2, T3 = 2854711398, 2854711399, 2854711400
+BAD_SIGNATURE = {"sign_string": "0" * 32}
 
 
 async def test_certification_matrix(client: TestClient, clock: FakeClock) -> None:
@@ -33,11 +36,7 @@ async def test_certification_matrix(client: TestClient, clock: FakeClock) -> Non
 
     # 1. Prepare A, T1, bad signature -> -1, nothing stored
     before = await snapshot(db)
-    bad = click.prepare  # noqa: F841 (kept short below)
-    fields = {"sign_string": "0" * 32}
-    from tests.click_helpers import prepare_fields
-
-    body = prepare_fields(a.merchant_trans_id, T1) | fields
+    body = prepare_fields(a.merchant_trans_id, T1) | BAD_SIGNATURE
     assert await click.post("/click/prepare", body) == failed(-1, T1, a.merchant_trans_id)
     assert await snapshot(db) == before
 
@@ -55,9 +54,7 @@ async def test_certification_matrix(client: TestClient, clock: FakeClock) -> Non
 
     # 4. Complete P1, bad signature -> -1, unchanged
     before = await snapshot(db)
-    from tests.click_helpers import complete_fields
-
-    body = complete_fields(a.merchant_trans_id, T1, p1) | fields
+    body = complete_fields(a.merchant_trans_id, T1, p1) | BAD_SIGNATURE
     assert await click.post("/click/complete", body) == failed(-1, T1, a.merchant_trans_id)
     assert await snapshot(db) == before
 
@@ -131,8 +128,6 @@ async def test_certification_matrix(client: TestClient, clock: FakeClock) -> Non
     assert await snapshot(db) == before
 
     # 15. Complete P3, error=0 -> -9, unchanged, no tariff
-    assert await click.complete(c.merchant_trans_id, T3, p3) == failed(
-        -9, T3, c.merchant_trans_id
-    )
+    assert await click.complete(c.merchant_trans_id, T3, p3) == failed(-9, T3, c.merchant_trans_id)
     assert await snapshot(db) == before
     assert await notices(db, 1003) == []
