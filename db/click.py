@@ -68,7 +68,7 @@ class Result:
 async def prepare(db: Database, attempt: Attempt, now_ms: int) -> Result:
     """Reserve a payment row for the attempt (steps 4-9); repeats get the same row."""
     async with db.transaction() as conn:
-        order = await get_order(conn, attempt.merchant_trans_id, lock=True)
+        order = await _locked_order(conn, attempt.merchant_trans_id)
         if order is None:
             return Result(Outcome.NO_ORDER)
         existing = await find_payment(conn, CLICK, str(attempt.click_trans_id))
@@ -97,7 +97,7 @@ async def complete(
 ) -> Result:
     """Settle a prepared payment (steps 4-10): cancel it, or credit it exactly once."""
     async with db.transaction() as conn:
-        order = await get_order(conn, attempt.merchant_trans_id, lock=True)
+        order = await _locked_order(conn, attempt.merchant_trans_id)
         if order is None:
             return Result(Outcome.NO_ORDER)
         payment = await get_payment(conn, prepare_id) if prepare_id <= MAX_PAYMENT_ID else None
@@ -131,8 +131,21 @@ async def complete(
 def cancel_note(attempt: Attempt) -> str:
     """Click's reason as stored: its error code, then its note when it sent one."""
     if attempt.error_note:
-        return f"{attempt.error} {attempt.error_note}"
+        return _storable(f"{attempt.error} {attempt.error_note}")
     return str(attempt.error)
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; an unsigned note must not turn a cancel into -7."""
+    return text.replace("\x00", "\ufffd")
+
+
+async def _locked_order(conn: AsyncConnection, merchant_trans_id: str) -> Order | None:
+    """The order row, locked; an id with NUL matches no order (and PostgreSQL would
+    refuse the query, which must not become a -7 that Click retries forever)."""
+    if "\x00" in merchant_trans_id:
+        return None
+    return await get_order(conn, merchant_trans_id, lock=True)
 
 
 def _repeated_prepare(existing: Payment, order: Order, attempt: Attempt) -> Result:
@@ -166,7 +179,7 @@ async def _insert_payment(
             amount=attempt.amount,
             state="pending",
             click_paydoc_id=attempt.click_paydoc_id,
-            click_sign_time=attempt.sign_time[:SIGN_TIME_LIMIT],
+            click_sign_time=_storable(attempt.sign_time[:SIGN_TIME_LIMIT]),
             create_time=now_ms,
         )
         .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])

@@ -387,3 +387,24 @@ async def test_log_write_failure_keeps_the_answer(
         await make_order(click.db, 123456, mti=MTI)
         answer = await click.prepare(MTI, T)
         assert answer == ok_prepare(T, MTI, answer["merchant_prepare_id"])
+
+
+async def test_text_postgresql_cannot_store(click: ClickCaller) -> None:
+    """NUL characters: no order can have one (-5), and a cancel note keeps the rest."""
+    for mti in ("\x00", f"{MTI}\x00"):
+        await refused(click, "/click/prepare", prepare_fields(mti, T), failed(-5, T, mti))
+    prepare_id = (await click.prepare(MTI, T, sign_time="2024-10-27 18:02:18 " + "x" * 40))[
+        "merchant_prepare_id"
+    ]
+    stored = await payment(click.db, prepare_id)
+    assert stored.click_sign_time == "2024-10-27 18:02:18 " + "x" * 12
+    answer = await click.complete(
+        MTI,
+        T,
+        prepare_id,
+        error="-5017",
+        error_note="no\x00money",
+        sign_time="2024-10-27 18:02:18 " + "x" * 40,
+    )
+    assert answer == failed(-9, T, MTI)
+    assert (await payment(click.db, prepare_id)).cancel_note == "-5017 no\ufffdmoney"
