@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.enums import ChatType
 from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 
 from bot.commands import set_command_menus
@@ -56,7 +57,16 @@ def create_dispatcher(
     )
     dispatcher.include_router(private)
     dispatcher.startup.register(on_startup)
+    dispatcher.errors.register(log_error)
     return dispatcher
+
+
+async def log_error(event: ErrorEvent) -> bool:
+    """A failing handler is logged with its update and never takes the bot down."""
+    log.error(
+        "update %s failed: %r", event.update.update_id, event.exception, exc_info=event.exception
+    )
+    return True
 
 
 async def on_startup(
@@ -68,9 +78,15 @@ async def on_startup(
     the old one stops, and deleting would silence the new one.
     """
     await set_command_menus(bot, i18n)
-    if webhook_url is None:
-        return
     info = await bot.get_webhook_info()
+    if webhook_url is None:
+        if info.url:
+            log.error(
+                "a webhook is set for this BOT_TOKEN (%s), so polling receives nothing: "
+                "use a separate development token, or set BASE_URL",
+                info.url,
+            )
+        return
     if info.url != webhook_url:
         await bot.set_webhook(
             webhook_url,

@@ -242,3 +242,13 @@ async def test_stale_or_forged_buttons_are_answered_and_change_nothing(
     assert await db_rows(client, orders) == []
     [row] = await db_rows(client, users)
     assert row.language is None
+
+
+async def test_a_failing_handler_is_logged_and_the_webhook_still_answers(
+    tg: Telegram, telegram: FakeTelegram, caplog
+) -> None:
+    telegram.outage = 1  # the reply itself fails with 502
+    assert await tg.message(USER, "/help") == 200
+    assert any("failed" in record.getMessage() for record in caplog.records)
+    assert await tg.message(USER, "/help") == 200
+    assert "/tariffs" in telegram.of("sendMessage", USER)[-1].text

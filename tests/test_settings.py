@@ -114,3 +114,39 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str | None) 
     for value in env.values():
         if value not in message and len(value) > 2:
             assert value not in str(raised.value)
+
+
+class RecordingEnv(dict[str, str]):
+    """Remembers every variable the settings loader asks for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_env_example_lists_every_setting() -> None:
+    from pathlib import Path
+
+    env = RecordingEnv(
+        {
+            "BOT_TOKEN": TOKEN,
+            "CLICK_SERVICE_ID": "1",
+            "CLICK_MERCHANT_ID": "2",
+            "CLICK_SECRET_KEY": "k",
+            "PAYME_MERCHANT_ID": "m",
+            "PAYME_KEY": "k",
+        }
+    )
+    load_settings(env)
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    listed = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert env.asked - {"RENDER_EXTERNAL_URL"} <= listed, env.asked - listed
+    assert listed <= env.asked, listed - env.asked
