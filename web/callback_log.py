@@ -26,7 +26,8 @@ log = logging.getLogger("callbacks")
 FIELD_LIMIT = 256
 
 
-def callback_record(
+def log_callback(
+    path: Path | None,
     *,
     route: str,
     remote: str | None,
@@ -35,37 +36,34 @@ def callback_record(
     body_size: int,
     answer: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Build one log line's data; `started` is a `time.perf_counter()` value.
+) -> None:
+    """Write one callback's line to the `callbacks` logger and, when set, to `path`.
 
-    `fields` is None when the body was oversized or unparsable: then only its size is
-    logged. `extra` carries provider-specific flags such as Click's `sign_ok`.
+    `started` is a `time.perf_counter()` value. `fields` is None when the body was
+    oversized or unparsable: then only its size is logged. `extra` carries
+    provider-specific flags such as Click's `sign_ok`. Never raises: the answer is
+    already decided and a log failure must not change it.
     """
-    record: dict[str, Any] = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "route": route,
-        "remote": remote,
-    }
-    if fields is None:
-        record["body_size"] = body_size
-    else:
-        record["fields"] = {name: _cut(value) for name, value in fields.items()}
-    record.update(extra or {})
-    record["error"] = answer.get("error")
-    record["error_note"] = answer.get("error_note")
-    record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    return record
-
-
-def write_callback_log(record: Mapping[str, Any], path: Path | None) -> None:
-    """Emit the line on the `callbacks` logger and append it to `path` when set."""
     try:
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "route": route,
+            "remote": remote,
+        }
+        if fields is None:
+            record["body_size"] = body_size
+        else:
+            record["fields"] = {name: _cut(value) for name, value in fields.items()}
+        record.update(extra or {})
+        record["error"] = answer.get("error")
+        record["error_note"] = answer.get("error_note")
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
         log.info("%s", line)
         if path is not None:
             with path.open("a", encoding="utf-8") as file:
                 file.write(line + "\n")
-    except Exception as error:  # the answer is already decided; the log must not change it
+    except Exception as error:
         log.warning("callback log: line not written: %s", type(error).__name__)
 
 

@@ -23,7 +23,7 @@ from aiohttp import StreamReader, web
 
 from db import click as click_db
 from db.database import Database
-from web.callback_log import callback_record, write_callback_log
+from web.callback_log import log_callback
 from web.keys import CLOCK, DATABASE, SETTINGS
 from web.settings import ClickSettings, Settings
 
@@ -253,7 +253,7 @@ def answer(
     return body
 
 
-@dataclass
+@dataclass(frozen=True)
 class Handled:
     """The answer and what the callback log may show about the request."""
 
@@ -330,7 +330,8 @@ def route_handler(route: Route) -> Handler:
         except Exception:
             log.exception("click %s: unexpected failure; answering -7", route.path)
             handled = Handled(answer(FAILED))
-        record = callback_record(
+        log_callback(
+            settings.callback_log_file,
             route=route.path,
             remote=request.remote,
             started=started,
@@ -339,7 +340,6 @@ def route_handler(route: Route) -> Handler:
             answer=handled.answer,
             extra={"sign_ok": handled.sign_ok},
         )
-        write_callback_log(record, settings.callback_log_file)
         return web.json_response(handled.answer)
 
     handler.__name__ = f"click_{route.action}"
