@@ -55,8 +55,15 @@ class Database:
             async with self.engine.begin() as connection:
                 yield connection
             return
-        async with self._writer, self.engine.begin() as connection:
-            yield connection
+        # Bounded like SQLite's own busy timeout: a writer that never comes back (say, a
+        # nested transaction) fails the waiting one instead of hanging it forever.
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+            await self._writer.acquire()
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        finally:
+            self._writer.release()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
