@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import socket
@@ -168,7 +169,9 @@ def bare_app(answers: Mapping[str, dict[str, Any]]) -> web.Application:
     return app
 
 
-async def _serve(kind: str, database_url: str, port: int, workload_index: int) -> None:
+async def _serve(
+    kind: str, database_url: str, port: int, workload_index: int, log_file: str
+) -> None:
     if kind == "bare":
         app = bare_app(WORKLOADS[workload_index].bare_answers)
     else:
@@ -182,6 +185,7 @@ async def _serve(kind: str, database_url: str, port: int, workload_index: int) -
             "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
             "DATABASE_URL": database_url,
             "LOG_LEVEL": "WARNING",
+            "CALLBACK_LOG_FILE": log_file,  # the callback log's file append is measured too
             **CLICK_ENV,
         }
         app = create_app(load_settings(env))
@@ -191,12 +195,12 @@ async def _serve(kind: str, database_url: str, port: int, workload_index: int) -
     await asyncio.Event().wait()
 
 
-def _serve_process(kind: str, database_url: str, port: int, workload_index: int) -> None:
-    import logging
-
+def _serve_process(
+    kind: str, database_url: str, port: int, workload_index: int, log_file: str
+) -> None:
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(kind, database_url, port, workload_index))
+        asyncio.run(_serve(kind, database_url, port, workload_index, log_file))
 
 
 def _free_port() -> int:
@@ -206,10 +210,12 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def server(kind: str, database_url: str, workload_index: int) -> Any:
+async def server(kind: str, database_url: str, workload_index: int, log_file: str) -> Any:
     port = _free_port()
     process = multiprocessing.get_context("spawn").Process(
-        target=_serve_process, args=(kind, database_url, port, workload_index), daemon=True
+        target=_serve_process,
+        args=(kind, database_url, port, workload_index, log_file),
+        daemon=True,
     )
     process.start()
     try:
@@ -277,15 +283,17 @@ async def run_level(
     )
 
 
-async def bench_database(label: str, database_url: str, pairs: int, levels: Sequence[int]) -> None:
+async def bench_database(
+    label: str, database_url: str, pairs: int, levels: Sequence[int], log_file: str
+) -> None:
     for index, workload in enumerate(WORKLOADS):
         bare: dict[int, Stats] = {}
-        async with server("bare", database_url, index) as base_url:
+        async with server("bare", database_url, index, log_file) as base_url:
             fake_keys = ["10000000_PLUS_1730034567"] * pairs
             await run_level(base_url, workload, fake_keys[: pairs // 10], max(levels), 1)  # warm-up
             for clients in levels:
                 bare[clients] = await run_level(base_url, workload, fake_keys, clients, 1)
-        async with server("app", database_url, index) as base_url:
+        async with server("app", database_url, index, log_file) as base_url:
             database = await Database.connect(database_url, migrate=False)
             try:
                 keys = await workload.create_rows(database, pairs * (len(levels) + 1))
@@ -314,13 +322,13 @@ async def main() -> None:
     args = parser.parse_args()
     levels = [int(level) for level in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as directory:
-        await bench_database(
-            "SQLite", f"sqlite+aiosqlite:///{directory}/bench.db", args.pairs, levels
-        )
-    database_url = os.environ.get("DATABASE_URL", "")
-    if database_url.startswith(("postgres://", "postgresql")):
-        async with scratch_postgres(database_url) as url:
-            await bench_database("PostgreSQL", url, args.pairs, levels)
+        log_file = f"{directory}/callbacks.log"
+        sqlite_url = f"sqlite+aiosqlite:///{directory}/bench.db"
+        await bench_database("SQLite", sqlite_url, args.pairs, levels, log_file)
+        database_url = os.environ.get("DATABASE_URL", "")
+        if database_url.startswith(("postgres://", "postgresql")):
+            async with scratch_postgres(database_url) as url:
+                await bench_database("PostgreSQL", url, args.pairs, levels, log_file)
 
 
 @contextlib.asynccontextmanager
