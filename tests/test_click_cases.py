@@ -210,7 +210,23 @@ async def test_wrong_prepare_ids_get_minus_6(click: ClickCaller) -> None:
     other = await make_order(click.db, 777, mti="777_PLUS_1730034567")
     mine = (await click.prepare(MTI, T))["merchant_prepare_id"]
     theirs = (await click.prepare(other.merchant_trans_id, T + 1))["merchant_prepare_id"]
+    order_id = (await load(click.db, MTI, 123456))[0].id
+    async with click.db.transaction() as conn:  # a Payme transaction on the same order
+        payme = await conn.execute(
+            insert(payments)
+            .values(
+                provider="payme",
+                provider_id=str(T),
+                order_id=order_id,
+                amount=1_500_000,
+                state="pending",
+                create_time=1,
+            )
+            .returning(payments.c.id)
+        )
+        payme_id = payme.scalar_one()
     for body in (
+        complete_fields(MTI, T, payme_id),
         complete_fields(MTI, T, theirs),
         complete_fields(MTI, T + 1, mine),
         complete_fields(MTI, T, 2**31),
