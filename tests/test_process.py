@@ -132,3 +132,22 @@ async def test_a_bad_setting_stops_the_start_with_one_line(
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected)
     assert "Traceback" not in stderr.decode() and stdout == b""
+
+
+async def test_an_unreachable_database_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    env = {
+        **product_env(),
+        "BOT_TOKEN": BOT_TOKEN,
+        "BASE_URL": "https://bot.example.test",
+        "PORT": str(free_port()),
+        "DATABASE_URL": "postgresql://nobody:hunter2@127.0.0.1:9/none",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    text = stderr.decode()
+    assert text.startswith("start-up error: DATABASE_URL: cannot open the database:")
+    assert "Traceback" not in text and "hunter2" not in text

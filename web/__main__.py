@@ -27,9 +27,17 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
-    from web.app import create_app  # imported after the settings check: aiogram loads slowly
+    from web.app import StartupError, create_app  # after the settings check: aiogram is slow
 
     app = create_app(settings)
+    try:
+        _serve(app, settings)
+    except StartupError as error:
+        print(f"start-up error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _serve(app: web.Application, settings: Settings) -> None:
     if settings.webhook_url:
         logging.getLogger(__name__).info("webhook mode on %s:%s", settings.host, settings.port)
         web.run_app(

@@ -17,6 +17,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
@@ -32,6 +33,10 @@ from web.settings import Settings
 log = logging.getLogger(__name__)
 
 I18N = web.AppKey("i18n", I18n)
+
+
+class StartupError(RuntimeError):
+    """The process cannot start serving; the message names the setting at fault."""
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -99,7 +104,11 @@ def create_app(
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open (and migrate) the database before the bot starts; close it after it stops."""
-    database = await Database.connect(app[SETTINGS].database_url)
+    try:
+        database = await Database.connect(app[SETTINGS].database_url)
+    except (OSError, SQLAlchemyError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StartupError(f"DATABASE_URL: cannot open the database: {reason}") from error
     app[DATABASE] = app[DISPATCHER]["db"] = database
     yield
     await database.close()
