@@ -121,12 +121,11 @@ async def webhook_load(
                     "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
                 },
             }
-            started = time.monotonic()
+            since, started = len(telegram.calls), time.monotonic()
             async with session.post(url, json=update, headers=headers) as response:
                 response.raise_for_status()
             await telegram.wait_for(
-                "sendMessage",
-                lambda call, u=user_id, t=started: call.params["chat_id"] == u and call.at >= t,
+                "sendMessage", lambda call, u=user_id: call.params["chat_id"] == u, since=since
             )
             latencies.append(time.monotonic() - started)
             await asyncio.sleep(max(0.0, 1 / rps - latencies[-1]))

@@ -47,6 +47,7 @@ from db.users import set_reachable
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_SECONDS = 10
+LEASE_MARGIN_SECONDS = 10
 UNREACHABLE_MARKERS = ("chat not found", "user is deactivated", "bot was blocked")
 MAX_RETRY_AFTER_ROUNDS = 5  # then the notice goes back to the queue for `retry_after`
 MARK_ATTEMPTS = 3
@@ -64,6 +65,8 @@ class Backoff:
 
 
 class Notifier:
+    """One per process; `run` is its task. Shares the app's `Pacer` with the bot's replies."""
+
     def __init__(
         self,
         db: Database,
@@ -82,9 +85,11 @@ class Notifier:
         self.backoff = backoff
         # Two seconds of sends in flight keep the pacer busy however slow the round trip.
         self.capacity = max(4, math.ceil(rate_per_second * 2))
-        # A claimed notice may wait: its place in the pacer, the longest pause, the send.
+        # Covers a claimed notice's normal wait (its place in the queue, its chat's second)
+        # and the send. A longer wait (an outage pause) gives the notice up instead of
+        # sending it late, so a killed process's claimed notices are free again soon.
         self.lease = timedelta(
-            seconds=self.capacity / rate_per_second + backoff.cap + SEND_TIMEOUT_SECONDS + 10
+            seconds=self.capacity / rate_per_second + SEND_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
         )
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._outage_failures = 0
@@ -108,6 +113,7 @@ class Notifier:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _claim(self, limit: int) -> int:
+        lease_ends = self._lease_ends()  # taken before the claim: never later than the lease
         try:
             async with self.db.transaction() as conn:
                 batch = await outbox.claim_due(
@@ -118,7 +124,7 @@ class Notifier:
             return 0
         for notice in batch:
             task = asyncio.create_task(
-                self._deliver_logged(notice, self._lease_ends()), name=f"notice-{notice.id}"
+                self._deliver_logged(notice, lease_ends), name=f"notice-{notice.id}"
             )
             self._in_flight[notice.id] = task
         return len(batch)

@@ -75,12 +75,19 @@ class FakeTelegram:
         ]
 
     async def wait_for(
-        self, method: str, predicate: Callable[[Call], bool] = lambda _: True, within: float = 10
+        self,
+        method: str,
+        predicate: Callable[[Call], bool] = lambda _: True,
+        within: float = 10,
+        since: int = 0,
     ) -> Call:
-        """The first recorded call of `method` matching `predicate`, waiting if needed."""
+        """The first recorded call of `method` matching `predicate`, waiting if needed.
+
+        `since` skips the calls recorded before that index (a long run's history).
+        """
         deadline = time.monotonic() + within
         while True:
-            for call in self.calls:
+            for call in self.calls[since:]:
                 if call.method == method and predicate(call):
                     return call
             remaining = deadline - time.monotonic()

@@ -28,6 +28,7 @@ from bot.pacing import Pacer, ReplyPacing
 from bot.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
+from web import click
 from web.health import health
 from web.keys import BOT, CLOCK, DATABASE, DISPATCHER, SETTINGS
 from web.settings import Settings
@@ -97,6 +98,8 @@ def create_app(
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_scheduler)
     app.router.add_get("/health", health)
+    app.router.add_route("*", click.PREPARE.path, click.route_handler(click.PREPARE))
+    app.router.add_route("*", click.COMPLETE.path, click.route_handler(click.COMPLETE))
     if settings.webhook_url:
         SimpleRequestHandler(
             dispatcher,
