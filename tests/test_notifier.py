@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,8 @@ from sqlalchemy import select
 from bot.i18n import create_i18n
 from bot.notifier import Backoff, Notifier
 from bot.pacing import Pacer
-from db.clock import system_clock
+from db import outbox
+from db.clock import system_clock, to_datetime
 from db.database import Database
 from db.schema import users
 from tests.fake_telegram import FakeTelegram
@@ -165,3 +167,20 @@ async def test_two_instances_take_each_notice_exactly_once(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_notice_whose_lease_ran_out_while_waiting_is_not_sent(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    await add_user(db, 851, "en", system_clock())
+    await queue_payment_notice(db, 851, 1, system_clock())
+    bot = fake_bot(telegram)
+    notifier = Notifier(db, bot, create_i18n("uz"), system_clock, Pacer(30))
+    try:
+        async with db.transaction() as conn:
+            [notice] = await outbox.claim_due(conn, to_datetime(system_clock()), 10, notifier.lease)
+        await notifier.deliver(notice, lease_ends=time.monotonic() - 1)
+    finally:
+        await bot.session.close()
+    assert telegram.of("sendMessage") == []
+    assert [status for _, status, _ in await statuses(db)] == ["pending"]
