@@ -18,6 +18,7 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 
 if TYPE_CHECKING:
@@ -114,6 +115,12 @@ class ReplyPacing(BaseRequestMiddleware):
     ) -> Any:
         chat_id = getattr(method, "chat_id", None)
         is_message = method.__api_method__.startswith("send") and isinstance(chat_id, int)
-        if is_message and not PACED.get():
+        replying = is_message and not PACED.get()
+        if replying:
             self.pacer.reserve(chat_id)
-        return await make_request(bot, method)
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as error:
+            if replying:  # the bot is over Telegram's limit: queued notices hold back too
+                self.pacer.pause(error.retry_after)
+            raise

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from bot.pacing import Pacer
+from aiogram import Bot
+from aiogram.methods import SendMessage, TelegramMethod
+
+from bot.pacing import Pacer, ReplyPacing
+from tests.conftest import BOT_TOKEN
 
 
 async def test_replies_take_slots_and_queued_notices_give_way() -> None:
@@ -24,3 +29,21 @@ async def test_a_pause_holds_everyone_and_the_caller_keeps_the_first_slot() -> N
     await asyncio.gather(pacer.wait_turn(1), pacer.wait_turn(2))
     # Both waited out the pause, and the slot right after it stayed free for the caller.
     assert time.monotonic() - started >= 0.5 + 0.2 - 0.02
+
+
+async def test_the_bots_replies_count_against_the_limit_through_the_session() -> None:
+    pacer = Pacer(10)
+    middleware = ReplyPacing(pacer)
+    bot = Bot(BOT_TOKEN)
+
+    async def telegram(_bot: Bot, _method: TelegramMethod[Any]) -> str:
+        return "ok"
+
+    try:
+        for chat in range(5):  # five replies: half a second of the budget
+            await middleware(telegram, bot, SendMessage(chat_id=chat, text="hi"))
+        started = time.monotonic()
+        await pacer.wait_turn(51)
+        assert time.monotonic() - started >= 0.45
+    finally:
+        await bot.session.close()
