@@ -38,6 +38,7 @@ from db.database import Database
 from db.outbox import PAYMENT_RECEIVED
 from db.schema import notifications, users
 from tests.fake_telegram import FakeTelegram
+from web.settings import load_settings
 
 BOT_TOKEN = "123456789:AAE_bench_token_for_the_fake_bot_api_01234"
 SECRET = "bench-secret"
@@ -144,7 +145,9 @@ async def main(args: argparse.Namespace) -> None:
     api_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", api_port).start()
     with tempfile.TemporaryDirectory() as tmp:
-        database_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        raw_url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.db"
+        # The product's own reading of DATABASE_URL (postgresql:// means asyncpg).
+        database_url = load_settings({"BOT_TOKEN": BOT_TOKEN, "DATABASE_URL": raw_url}).database_url
         print(f"queueing {args.count} notices in {database_url.split('://')[0]} ...", flush=True)
         await queue_notices(database_url, args.count)
         port = free_port()
