@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
+from aiogram.utils.i18n import I18n
 from aiohttp import web
 
 from db.clock import Clock
@@ -14,3 +15,4 @@ DATABASE = web.AppKey("database", Database)
 BOT = web.AppKey("bot", Bot)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CLOCK = web.AppKey("clock", Clock)
+I18N = web.AppKey("i18n", I18n)
