@@ -356,3 +356,28 @@ def test_checkout_link_matches_the_reference() -> None:
     encoded = sandbox.removeprefix("https://test.paycom.uz/")
     assert "+" not in encoded and "/" not in encoded
     assert base64.b64decode(encoded).decode().endswith(";a=4900000;l=ru")
+
+
+async def test_every_call_is_logged_without_the_key(
+    make_settings, clock: FakeClock, tmp_path, caplog
+) -> None:
+    log_file = tmp_path / "callbacks.log"
+    settings = make_settings(CALLBACK_LOG_FILE=str(log_file))
+    app = create_app(settings, clock=clock, handle_in_background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        payme = PaymeCaller(client)
+        order = await make_order(client.server.app[DATABASE], 414)
+        await payme.result("CreateTransaction", id="logged", time=clock.now, amount=PLUS_PRICE,
+                           account=account(order.merchant_trans_id))  # fmt: skip
+        await payme.call("CheckTransaction", auth=basic("Paycom:wrong"), id="logged")
+        await payme.raw("{bad")
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [line["route"] for line in lines] == ["/payme"] * 3
+    assert lines[0]["fields"] == {
+        "method": "CreateTransaction", "id": "logged", "order": order.merchant_trans_id,
+    }  # fmt: skip
+    assert [line["error"] for line in lines] == [0, -32504, -32700]
+    assert all(isinstance(line["duration_ms"], float) for line in lines)
+    everything = log_file.read_text() + caplog.text
+    for secret in (KEY, AUTH, AUTH.split()[1]):
+        assert secret not in everything
