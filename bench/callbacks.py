@@ -11,7 +11,7 @@ ratio of requests per second is printed. Latency is per HTTP request.
 
 A workload is one `Workload` in `WORKLOADS`: how to create the rows one pair needs,
 how to send one pair, and what the bare handler answers on each path. Payme's
-Create+Perform pairs are one more entry.
+Create+Perform pairs are the second entry.
 
 This is a script a person runs; no test depends on its timings.
 """
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -30,7 +32,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,7 +54,9 @@ CLICK_ENV = {
     "CLICK_MERCHANT_ID": "20000",
     "CLICK_SECRET_KEY": "s3cr3tK3y",
 }
+PAYME_ENV = {"PAYME_MERCHANT_ID": "587f72c72cac0d162c722ae2", "PAYME_KEY": "TEST_KEY_example"}
 PLUS_PRICE = 1_500_000
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 Post = Callable[[str, bytes], Awaitable[dict[str, Any]]]
 
@@ -65,9 +69,10 @@ class Workload:
     create_rows: Callable[[Database, int], Awaitable[list[str]]]  # -> one key per pair
     send_pair: Callable[[Post, str, int], Awaitable[None]]  # (post, key, attempt id)
     bare_answers: Mapping[str, dict[str, Any]]
+    headers: Mapping[str, str] = field(default_factory=lambda: dict(FORM))
 
 
-async def create_click_orders(database: Database, count: int) -> list[str]:
+async def create_orders(database: Database, count: int) -> list[str]:
     """`count` users with one pending PLUS order each; returns their merchant_trans_ids."""
     now = to_datetime(system_clock())
     base = 10_000_000 + int(time.time() * 1000) % 1_000_000 * 1000
@@ -127,7 +132,7 @@ async def send_click_pair(post: Post, mti: str, trans: int) -> None:
 
 CLICK_PAIRS = Workload(
     name="Click Prepare+Complete",
-    create_rows=create_click_orders,
+    create_rows=create_orders,
     send_pair=send_click_pair,
     bare_answers={
         "/click/prepare": {
@@ -147,7 +152,47 @@ CLICK_PAIRS = Workload(
     },
 )
 
-WORKLOADS: list[Workload] = [CLICK_PAIRS]
+
+async def send_payme_pair(post: Post, mti: str, trans: int) -> None:
+    """CreateTransaction then PerformTransaction, as Payme sends them."""
+    payme_id = f"{trans:024x}"
+    create = {
+        "method": "CreateTransaction",
+        "params": {
+            "id": payme_id,
+            "time": system_clock(),
+            "amount": PLUS_PRICE,
+            "account": {"order_id": mti},
+        },
+        "id": trans,
+    }
+    created = await post("/payme", json.dumps(create).encode())
+    if "result" not in created:
+        raise RuntimeError(f"CreateTransaction answered {created}")
+    perform = {"method": "PerformTransaction", "params": {"id": payme_id}, "id": trans}
+    performed = await post("/payme", json.dumps(perform).encode())
+    if "result" not in performed:
+        raise RuntimeError(f"PerformTransaction answered {performed}")
+
+
+PAYME_PAIRS = Workload(
+    name="Payme Create+Perform",
+    create_rows=create_orders,
+    send_pair=send_payme_pair,
+    bare_answers={
+        "/payme": {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "result": {"create_time": 1730034600123, "transaction": "17", "state": 1},
+        },
+    },
+    headers={
+        "Content-Type": "text/json; charset=UTF-8",
+        "Authorization": "Basic " + base64.b64encode(b"Paycom:TEST_KEY_example").decode(),
+    },
+)
+
+WORKLOADS: list[Workload] = [CLICK_PAIRS, PAYME_PAIRS]
 
 
 # --- servers (each in its own process, like production) ---------------------------------
@@ -187,6 +232,7 @@ async def _serve(
             "LOG_LEVEL": "WARNING",
             "CALLBACK_LOG_FILE": log_file,  # the callback log's file append is measured too
             **CLICK_ENV,
+            **PAYME_ENV,
         }
         app = create_app(load_settings(env))
     runner = web.AppRunner(app, access_log=None)
@@ -260,9 +306,7 @@ async def run_level(
 
         async def post(path: str, body: bytes) -> dict[str, Any]:
             started = time.perf_counter()
-            async with session.post(
-                path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
-            ) as response:
+            async with session.post(path, data=body, headers=workload.headers) as response:
                 answer = await response.json()
             latencies.append(time.perf_counter() - started)
             return answer  # type: ignore[no-any-return]

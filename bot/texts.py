@@ -33,3 +33,10 @@ def tariff_line(tariff: Tariff) -> str:
     return _("{name}: {price} for {days} days").format(
         name=tariff_name(tariff.code), price=format_som(tariff.price), days=tariff.days
     )
+
+
+def receipt_title(tariff: Tariff) -> str:
+    """The fiscal receipt line Payme prints for a tariff."""
+    return _("Subscription {name} for {days} days").format(
+        name=tariff_name(tariff.code), days=tariff.days
+    )

@@ -21,8 +21,7 @@ from db.users import set_reachable, set_tariff
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
 from tests.outbox_helpers import add_user, pay, wait_until_drained
-from web.app import SCHEDULER
-from web.keys import DATABASE
+from web.keys import DATABASE, SCHEDULER
 from web.settings import Settings
 
 USER = 701

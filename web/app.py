@@ -15,7 +15,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.redis import RedisStorage
-from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,17 +27,12 @@ from bot.pacing import Pacer, ReplyPacing
 from bot.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
-from web import click
+from web import click, payme
 from web.health import health
-from web.keys import BOT, CLOCK, DATABASE, DISPATCHER, SETTINGS
+from web.keys import BOT, CLOCK, DATABASE, DISPATCHER, I18N, NOTIFIER, PACER, SCHEDULER, SETTINGS
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
-
-I18N = web.AppKey("i18n", I18n)
-PACER = web.AppKey("pacer", Pacer)
-NOTIFIER = web.AppKey("notifier", Notifier)
-SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 
 class StartupError(RuntimeError):
@@ -100,6 +94,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_route("*", click.PREPARE.path, click.route_handler(click.PREPARE))
     app.router.add_route("*", click.COMPLETE.path, click.route_handler(click.COMPLETE))
+    app.router.add_route("*", "/payme", payme.handle)
     if settings.webhook_url:
         SimpleRequestHandler(
             dispatcher,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
+from aiogram.utils.i18n import I18n
 from aiohttp import web
 
+from bot.notifier import Notifier
+from bot.pacing import Pacer
+from bot.scheduler import Scheduler
 from db.clock import Clock
 from db.database import Database
 from web.settings import Settings
@@ -14,3 +18,7 @@ DATABASE = web.AppKey("database", Database)
 BOT = web.AppKey("bot", Bot)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CLOCK = web.AppKey("clock", Clock)
+I18N = web.AppKey("i18n", I18n)
+PACER = web.AppKey("pacer", Pacer)
+NOTIFIER = web.AppKey("notifier", Notifier)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
