@@ -115,10 +115,9 @@ class Notifier:
     async def _claim(self, limit: int) -> int:
         lease_ends = self._lease_ends()  # taken before the claim: never later than the lease
         try:
-            async with self.db.transaction() as conn:
-                batch = await outbox.claim_due(
-                    conn, to_datetime(self.clock()), limit, self.lease, self._in_flight.keys()
-                )
+            # Shielded: a shutdown never cuts a transaction in half (the claimed notices of
+            # a cancelled round simply wait for their lease).
+            batch = await asyncio.shield(self._claim_due(limit))
         except Exception:
             log.exception("notifier: claiming notices failed; retrying")
             return 0
@@ -128,6 +127,12 @@ class Notifier:
             )
             self._in_flight[notice.id] = task
         return len(batch)
+
+    async def _claim_due(self, limit: int) -> list[outbox.Notice]:
+        async with self.db.transaction() as conn:
+            return await outbox.claim_due(
+                conn, to_datetime(self.clock()), limit, self.lease, list(self._in_flight)
+            )
 
     def _lease_ends(self) -> float:
         """A lease taken now, as this process measures it, minus the time a send may take."""
@@ -191,14 +196,18 @@ class Notifier:
         """Record the delivery now; a short database hiccup must not turn into a resend."""
         for attempt in range(MARK_ATTEMPTS):
             try:
-                async with self.db.transaction() as conn:
-                    await outbox.mark_sent(conn, notice.id, to_datetime(self.clock()))
+                # Shielded: a shutdown right after Telegram's OK still records it.
+                await asyncio.shield(self._mark(notice))
                 return
             except Exception:
                 if attempt == MARK_ATTEMPTS - 1:
                     raise
                 log.warning("notice %s sent but not yet marked; retrying", notice.id)
                 await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def _mark(self, notice: outbox.Notice) -> None:
+        async with self.db.transaction() as conn:
+            await outbox.mark_sent(conn, notice.id, to_datetime(self.clock()))
 
     async def _wait_retry_after(self, notice: outbox.Notice, seconds: int) -> None:
         """Wait exactly `seconds`, keeping the lease, with every other sender paused too."""
