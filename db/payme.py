@@ -21,13 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment, refund_payment
 from db.database import Database
 from db.orders import Order, get_order, get_order_by_id
-from db.payments import PAYME, Payment, find_payment, payment_from_row, update_payment
+from db.payments import (
+    PAYME,
+    Payment,
+    find_payment,
+    insert_once,
+    payment_from_row,
+    update_payment,
+)
 from db.schema import orders, payments
 from db.tariffs import Tariff
 from db.users import get_user
@@ -96,7 +102,17 @@ async def create(
         if refusal is not None:
             return refusal
         assert order is not None
-        inserted = await _insert(conn, payme_id, payme_time, order, now_ms, test)
+        inserted = await insert_once(
+            conn,
+            provider=PAYME,
+            provider_id=payme_id,
+            order_id=order.id,
+            amount=order.amount,
+            state="pending",
+            test=test,
+            payme_time=payme_time,
+            create_time=now_ms,
+        )
         if inserted is None:
             # The same Payme id was created meanwhile for another order (a different
             # order lock): the stored transaction decides, as for any repeat.
@@ -249,32 +265,3 @@ async def _cancel(conn: AsyncConnection, payment: Payment, reason: int, now_ms: 
     await update_payment(
         conn, payment.id, state="cancelled", cancel_time=now_ms, cancel_reason=reason
     )
-
-
-async def _insert(
-    conn: AsyncConnection,
-    payme_id: str,
-    payme_time: int,
-    order: Order,
-    now_ms: int,
-    test: bool,
-) -> Payment | None:
-    """The new state-1 row, or None if this Payme id exists already (one round trip)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(payments)
-        .values(
-            provider=PAYME,
-            provider_id=payme_id,
-            order_id=order.id,
-            amount=order.amount,
-            state="pending",
-            test=test,
-            payme_time=payme_time,
-            create_time=now_ms,
-        )
-        .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
-        .returning(*payments.c)
-    )
-    row = (await conn.execute(statement)).one_or_none()
-    return payment_from_row(row) if row else None
