@@ -3,6 +3,7 @@ answer and, for refusals, an unchanged database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -381,3 +382,26 @@ async def test_every_call_is_logged_without_the_key(
     everything = log_file.read_text() + caplog.text
     for secret in (KEY, AUTH, AUTH.split()[1]):
         assert secret not in everything
+
+
+async def test_body_arriving_in_chunks_is_read_whole(payme: PaymeCaller, db) -> None:
+    """A body that reaches us in several pieces (chunked transfer) is parsed whole, and an
+    oversized one is still -32600 however it is split: one `read(n)` returns only what
+    has arrived, which would turn a valid request into -32700."""
+    body = json.dumps(
+        {"id": 7, "method": "CheckTransaction", "params": {"id": "nope", "pad": "x" * 40_000}}
+    ).encode()
+
+    async def pieces(data: bytes):
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+            await asyncio.sleep(0.001)
+
+    headers = {"Authorization": AUTH}
+    response = await payme.client.post("/payme", data=pieces(body), headers=headers)
+    answer = await response.json()
+    assert (error_of(answer), answer["id"]) == ((-31003, None), 7)
+    big = body.replace(b"x" * 40_000, b"x" * 70_000)
+    response = await payme.client.post("/payme", data=pieces(big), headers=headers)
+    answer = await response.json()
+    assert (error_of(answer), answer["id"]) == ((-32600, None), None)

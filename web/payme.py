@@ -23,6 +23,7 @@ from aiohttp import web
 from bot.texts import receipt_title
 from db import payme as payme_db
 from db.payments import Payment
+from web.body import read_bounded
 from web.callback_log import log_callback
 from web.keys import CLOCK, DATABASE, I18N, SETTINGS
 from web.settings import PaymeSettings, Settings
@@ -353,7 +354,7 @@ async def handle(request: web.Request) -> web.Response:
     try:
         if request.method != "POST":
             raise RpcError("method_not_post")
-        body = await request.content.read(BODY_LIMIT + 1)
+        body = await read_bounded(request.content, BODY_LIMIT)
         message = parse_body(body)
         request_id = message.get("id")
         test = authorize(request.headers.get("Authorization"), app[SETTINGS].payme)
