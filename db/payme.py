@@ -192,9 +192,12 @@ async def set_fiscal_data(
 ) -> Result:
     """SetFiscalData: the receipt Payme made, kept per payment and type (a repeat replaces)."""
     async with db.transaction() as conn:
-        payment = await find_payment(conn, PAYME, payme_id)
-        if payment is None:
+        # The order lock, as for every writer: a PERFORM and a CANCEL receipt arriving
+        # together would otherwise both read the old JSON and one would be lost.
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
             return Result(Outcome.NOT_FOUND)
+        payment, _order = found
         stored = dict(payment.fiscal_data or {})
         stored[kind] = fiscal_data
         await update_payment(conn, payment.id, fiscal_data=stored)

@@ -310,6 +310,14 @@ async def test_set_fiscal_data_is_stored_per_type(payme: PaymeCaller, db, clock)
         ) == {"success": True}
     stored = await payment(db, int(created["transaction"]))
     assert stored.fiscal_data == {"PERFORM": receipt}
+    other = {"receipt_id": 8}
+    answers = await asyncio.gather(
+        payme.result("SetFiscalData", id="fiscal", type="CANCEL", fiscal_data=other),
+        payme.result("SetFiscalData", id="fiscal", type="PERFORM", fiscal_data=other),
+    )
+    assert answers == [{"success": True}] * 2
+    stored = await payment(db, int(created["transaction"]))
+    assert stored.fiscal_data == {"PERFORM": other, "CANCEL": other}
 
 
 async def test_fiscal_detail_in_the_users_language(make_settings, clock: FakeClock) -> None:
