@@ -385,6 +385,8 @@ async def test_every_call_is_logged_without_the_key(
     assert lines[0]["fields"] == {
         "method": "CreateTransaction", "id": "logged", "order": order.merchant_trans_id,
     }  # fmt: skip
+    assert lines[1]["fields"] == {"method": "CheckTransaction", "id": "logged", "order": None}
+    assert lines[2]["body_size"] == 4 and "fields" not in lines[2]
     assert [line["error"] for line in lines] == [0, -32504, -32700]
     assert all(isinstance(line["duration_ms"], float) for line in lines)
     everything = log_file.read_text() + caplog.text
