@@ -415,3 +415,30 @@ async def test_body_arriving_in_chunks_is_read_whole(payme: PaymeCaller, db) -> 
     response = await payme.client.post("/payme", data=pieces(big), headers=headers)
     answer = await response.json()
     assert (error_of(answer), answer["id"]) == ((-32600, None), None)
+
+
+def test_checkout_link_never_has_plus_or_slash() -> None:
+    """D16: every character our settings and ids allow, at each of the three base64
+    alignments, in every field, for every language: the standard alphabet's `+` and `/`
+    never appear, so the link equals its URL-safe form."""
+    import base64
+    import string
+    from datetime import UTC, datetime
+
+    from bot.links import PaymeLink
+    from db.orders import Order
+
+    merchant_chars = string.ascii_letters + string.digits + "_.-"
+    id_chars = string.ascii_uppercase + string.digits + "_"
+    username_chars = string.ascii_letters + string.digits + "_"
+    for shift in range(3):
+        for char in merchant_chars:
+            for language in ("uz", "ru", "en"):
+                order = Order(1, "1" * shift + id_chars, 1, "PRO", 9_900_000, "pending",
+                              datetime.now(UTC), None)  # fmt: skip
+                link = PaymeLink("m" * shift + char * 3).url(
+                    order, language, "b" * shift + username_chars
+                )
+                encoded = link.removeprefix("https://checkout.paycom.uz/")
+                assert "+" not in encoded and "/" not in encoded, link
+                assert base64.urlsafe_b64decode(encoded) == base64.b64decode(encoded)
