@@ -442,3 +442,19 @@ def test_checkout_link_never_has_plus_or_slash() -> None:
                 encoded = link.removeprefix("https://checkout.paycom.uz/")
                 assert "+" not in encoded and "/" not in encoded, link
                 assert base64.urlsafe_b64decode(encoded) == base64.b64decode(encoded)
+
+
+async def test_reads_answer_while_a_payment_holds_the_write_lock(
+    payme: PaymeCaller, db, clock: FakeClock
+) -> None:
+    """CheckTransaction and GetStatement never write, so they wait for no writer: Payme
+    polls them while Performs are queued, and a long statement must not stall payments."""
+    order = await make_order(db, 415)
+    create = {"time": clock.now, "amount": PLUS_PRICE, "account": account(order.merchant_trans_id)}
+    created = await payme.result("CreateTransaction", id="read", **create)
+    async with db.transaction() as conn:
+        await get_order(conn, order.merchant_trans_id, lock=True)
+        state = await payme.result("CheckTransaction", id="read")
+        listed = await payme.result("GetStatement", **{"from": clock.now, "to": clock.now})
+    assert (state["transaction"], state["state"]) == (created["transaction"], 1)
+    assert [item["id"] for item in listed["transactions"]] == ["read"]
