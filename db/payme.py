@@ -162,8 +162,9 @@ async def cancel(db: Database, payme_id: str, reason: int, now_ms: int) -> Resul
 
 
 async def check(db: Database, payme_id: str) -> Result:
-    """CheckTransaction: read only, even for an expired state 1 (§5.2)."""
-    async with db.transaction() as conn:
+    """CheckTransaction: read only, even for an expired state 1 (§5.2), so it takes no
+    write lock."""
+    async with db.read() as conn:
         payment = await find_payment(conn, PAYME, payme_id)
         return Result(Outcome.OK, payment) if payment else Result(Outcome.NOT_FOUND)
 
@@ -182,7 +183,8 @@ async def statement(db: Database, start: int, end: int) -> list[tuple[Payment, s
         )
         .order_by(payments.c.payme_time, payments.c.id)
     )
-    async with db.transaction() as conn:
+    # A read snapshot: a long statement must not hold up Performs queued for the writer.
+    async with db.read() as conn:
         rows = await conn.execute(query)
         return [(payment_from_row(row), row.merchant_trans_id) for row in rows]
 
@@ -192,9 +194,12 @@ async def set_fiscal_data(
 ) -> Result:
     """SetFiscalData: the receipt Payme made, kept per payment and type (a repeat replaces)."""
     async with db.transaction() as conn:
-        payment = await find_payment(conn, PAYME, payme_id)
-        if payment is None:
+        # The order lock, as for every writer: a PERFORM and a CANCEL receipt arriving
+        # together would otherwise both read the old JSON and one would be lost.
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
             return Result(Outcome.NOT_FOUND)
+        payment, _order = found
         stored = dict(payment.fiscal_data or {})
         stored[kind] = fiscal_data
         await update_payment(conn, payment.id, fiscal_data=stored)
