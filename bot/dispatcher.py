@@ -12,7 +12,7 @@ from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 
 from bot.commands import set_command_menus
-from bot.handlers import fallback, membership, plan, start
+from bot.handlers import admin, fallback, membership, plan, start
 from bot.handlers import tariffs as tariff_handlers
 from bot.links import PayLinks
 from bot.middlewares import UserLocaleMiddleware, UserMiddleware
@@ -53,6 +53,7 @@ def create_dispatcher(
         start.create_router(),
         tariff_handlers.create_router(),
         plan.create_router(),
+        admin.create_router(),
         fallback.create_router(),
     )
     dispatcher.include_router(private)

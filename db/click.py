@@ -16,14 +16,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment
 from db.database import Database
 from db.orders import Order, get_order
-from db.payments import CLICK, Payment, find_payment, get_payment, update_payment
-from db.schema import payments
+from db.payments import CLICK, Payment, find_payment, get_payment, insert_once, update_payment
 from db.tariffs import Tariff
 
 # payments.id is an INTEGER: larger prepare ids cannot exist (and PostgreSQL would
@@ -164,25 +162,16 @@ def _repeated_prepare(existing: Payment, order: Order, attempt: Attempt) -> Resu
 async def _insert_payment(
     conn: AsyncConnection, order: Order, attempt: Attempt, now_ms: int
 ) -> int | None:
-    """Insert the prepared row; None if its click_trans_id already exists.
-
-    `ON CONFLICT DO NOTHING` instead of a savepoint: one round trip, and the
-    transaction stays usable for the re-read.
-    """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(payments)
-        .values(
-            provider=CLICK,
-            provider_id=str(attempt.click_trans_id),
-            order_id=order.id,
-            amount=attempt.amount,
-            state="pending",
-            click_paydoc_id=attempt.click_paydoc_id,
-            click_sign_time=_storable(attempt.sign_time[:SIGN_TIME_LIMIT]),
-            create_time=now_ms,
-        )
-        .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
-        .returning(payments.c.id)
+    """Insert the prepared row; None if its click_trans_id already exists."""
+    inserted = await insert_once(
+        conn,
+        provider=CLICK,
+        provider_id=str(attempt.click_trans_id),
+        order_id=order.id,
+        amount=attempt.amount,
+        state="pending",
+        click_paydoc_id=attempt.click_paydoc_id,
+        click_sign_time=_storable(attempt.sign_time[:SIGN_TIME_LIMIT]),
+        create_time=now_ms,
     )
-    return (await conn.execute(statement)).scalar_one_or_none()
+    return inserted.id if inserted else None

@@ -91,6 +91,15 @@ class Database:
         """Call `callback` after every commit that announced `topic` (this process only)."""
         self._listeners.setdefault(topic, []).append(callback)
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only snapshot that takes no write lock: on SQLite a plain (deferred)
+        BEGIN outside the writer queue, so long reports never hold up a payment."""
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(read_only=True)
+            async with connection.begin():
+                yield connection
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -129,7 +138,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = connection.get_execution_options().get("read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _upgrade_to_head(connection: Connection) -> None:

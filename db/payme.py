@@ -21,13 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment, refund_payment
 from db.database import Database
 from db.orders import Order, get_order, get_order_by_id
-from db.payments import PAYME, Payment, find_payment, payment_from_row, update_payment
+from db.payments import (
+    PAYME,
+    Payment,
+    find_payment,
+    insert_once,
+    payment_from_row,
+    update_payment,
+)
 from db.schema import orders, payments
 from db.tariffs import Tariff
 from db.users import get_user
@@ -96,7 +102,17 @@ async def create(
         if refusal is not None:
             return refusal
         assert order is not None
-        inserted = await _insert(conn, payme_id, payme_time, order, now_ms, test)
+        inserted = await insert_once(
+            conn,
+            provider=PAYME,
+            provider_id=payme_id,
+            order_id=order.id,
+            amount=order.amount,
+            state="pending",
+            test=test,
+            payme_time=payme_time,
+            create_time=now_ms,
+        )
         if inserted is None:
             # The same Payme id was created meanwhile for another order (a different
             # order lock): the stored transaction decides, as for any repeat.
@@ -146,8 +162,9 @@ async def cancel(db: Database, payme_id: str, reason: int, now_ms: int) -> Resul
 
 
 async def check(db: Database, payme_id: str) -> Result:
-    """CheckTransaction: read only, even for an expired state 1 (§5.2)."""
-    async with db.transaction() as conn:
+    """CheckTransaction: read only, even for an expired state 1 (§5.2), so it takes no
+    write lock."""
+    async with db.read() as conn:
         payment = await find_payment(conn, PAYME, payme_id)
         return Result(Outcome.OK, payment) if payment else Result(Outcome.NOT_FOUND)
 
@@ -166,7 +183,8 @@ async def statement(db: Database, start: int, end: int) -> list[tuple[Payment, s
         )
         .order_by(payments.c.payme_time, payments.c.id)
     )
-    async with db.transaction() as conn:
+    # A read snapshot: a long statement must not hold up Performs queued for the writer.
+    async with db.read() as conn:
         rows = await conn.execute(query)
         return [(payment_from_row(row), row.merchant_trans_id) for row in rows]
 
@@ -176,9 +194,12 @@ async def set_fiscal_data(
 ) -> Result:
     """SetFiscalData: the receipt Payme made, kept per payment and type (a repeat replaces)."""
     async with db.transaction() as conn:
-        payment = await find_payment(conn, PAYME, payme_id)
-        if payment is None:
+        # The order lock, as for every writer: a PERFORM and a CANCEL receipt arriving
+        # together would otherwise both read the old JSON and one would be lost.
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
             return Result(Outcome.NOT_FOUND)
+        payment, _order = found
         stored = dict(payment.fiscal_data or {})
         stored[kind] = fiscal_data
         await update_payment(conn, payment.id, fiscal_data=stored)
@@ -249,32 +270,3 @@ async def _cancel(conn: AsyncConnection, payment: Payment, reason: int, now_ms: 
     await update_payment(
         conn, payment.id, state="cancelled", cancel_time=now_ms, cancel_reason=reason
     )
-
-
-async def _insert(
-    conn: AsyncConnection,
-    payme_id: str,
-    payme_time: int,
-    order: Order,
-    now_ms: int,
-    test: bool,
-) -> Payment | None:
-    """The new state-1 row, or None if this Payme id exists already (one round trip)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(payments)
-        .values(
-            provider=PAYME,
-            provider_id=payme_id,
-            order_id=order.id,
-            amount=order.amount,
-            state="pending",
-            test=test,
-            payme_time=payme_time,
-            create_time=now_ms,
-        )
-        .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
-        .returning(*payments.c)
-    )
-    row = (await conn.execute(statement)).one_or_none()
-    return payment_from_row(row) if row else None

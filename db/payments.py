@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.schema import payments
@@ -55,3 +56,18 @@ async def find_payment(conn: AsyncConnection, provider: str, provider_id: str) -
 
 async def update_payment(conn: AsyncConnection, payment_id: int, **values: Any) -> None:
     await conn.execute(update(payments).where(payments.c.id == payment_id).values(**values))
+
+
+async def insert_once(conn: AsyncConnection, **values: Any) -> Payment | None:
+    """Insert a provider payment row, or return None if its (provider, provider_id)
+    exists already. `ON CONFLICT DO NOTHING` instead of a savepoint: one round trip,
+    and the transaction stays usable for re-reading the existing row."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(payments)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
+        .returning(*payments.c)
+    )
+    row = (await conn.execute(statement)).one_or_none()
+    return payment_from_row(row) if row else None

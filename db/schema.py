@@ -115,6 +115,9 @@ payments = Table(
     Index("ix_payments_order_id", "order_id"),
     Index("ix_payments_create_time", "create_time"),
     Index("ix_payments_provider_payme_time", "provider", "payme_time"),
+    Index("ix_payments_provider_id", "provider_id"),  # admin search by any provider id
+    Index("ix_payments_click_paydoc_id", "click_paydoc_id"),
+    Index("ix_payments_state_perform_time", "state", "perform_time"),  # revenue
 )
 
 notifications = Table(

@@ -200,6 +200,10 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
                 params[part.name] = {"filename": part.filename, "data": await part.read()}
             else:
                 params[part.name] = _decode(await part.text())
+        # Files travel as separate parts referenced by `attach://<name>`, as Telegram reads them.
+        for name, value in list(params.items()):
+            if isinstance(value, str) and value.startswith("attach://"):
+                params[name] = params.pop(value.removeprefix("attach://"))
         return params
     form = await request.post()
     return {name: _decode(str(value)) for name, value in form.items()}

@@ -3,6 +3,7 @@ answer and, for refusals, an unchanged database."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -309,6 +310,14 @@ async def test_set_fiscal_data_is_stored_per_type(payme: PaymeCaller, db, clock)
         ) == {"success": True}
     stored = await payment(db, int(created["transaction"]))
     assert stored.fiscal_data == {"PERFORM": receipt}
+    other = {"receipt_id": 8}
+    answers = await asyncio.gather(
+        payme.result("SetFiscalData", id="fiscal", type="CANCEL", fiscal_data=other),
+        payme.result("SetFiscalData", id="fiscal", type="PERFORM", fiscal_data=other),
+    )
+    assert answers == [{"success": True}] * 2
+    stored = await payment(db, int(created["transaction"]))
+    assert stored.fiscal_data == {"PERFORM": other, "CANCEL": other}
 
 
 async def test_fiscal_detail_in_the_users_language(make_settings, clock: FakeClock) -> None:
@@ -376,8 +385,76 @@ async def test_every_call_is_logged_without_the_key(
     assert lines[0]["fields"] == {
         "method": "CreateTransaction", "id": "logged", "order": order.merchant_trans_id,
     }  # fmt: skip
+    assert lines[1]["fields"] == {"method": "CheckTransaction", "id": "logged", "order": None}
+    assert lines[2]["body_size"] == 4 and "fields" not in lines[2]
     assert [line["error"] for line in lines] == [0, -32504, -32700]
     assert all(isinstance(line["duration_ms"], float) for line in lines)
     everything = log_file.read_text() + caplog.text
     for secret in (KEY, AUTH, AUTH.split()[1]):
         assert secret not in everything
+
+
+async def test_body_arriving_in_chunks_is_read_whole(payme: PaymeCaller, db) -> None:
+    """A body that reaches us in several pieces (chunked transfer) is parsed whole, and an
+    oversized one is still -32600 however it is split: one `read(n)` returns only what
+    has arrived, which would turn a valid request into -32700."""
+    body = json.dumps(
+        {"id": 7, "method": "CheckTransaction", "params": {"id": "nope", "pad": "x" * 40_000}}
+    ).encode()
+
+    async def pieces(data: bytes):
+        for start in range(0, len(data), 1000):
+            yield data[start : start + 1000]
+            await asyncio.sleep(0.001)
+
+    headers = {"Authorization": AUTH}
+    response = await payme.client.post("/payme", data=pieces(body), headers=headers)
+    answer = await response.json()
+    assert (error_of(answer), answer["id"]) == ((-31003, None), 7)
+    big = body.replace(b"x" * 40_000, b"x" * 70_000)
+    response = await payme.client.post("/payme", data=pieces(big), headers=headers)
+    answer = await response.json()
+    assert (error_of(answer), answer["id"]) == ((-32600, None), None)
+
+
+def test_checkout_link_never_has_plus_or_slash() -> None:
+    """D16: every character our settings and ids allow, at each of the three base64
+    alignments, in every field, for every language: the standard alphabet's `+` and `/`
+    never appear, so the link equals its URL-safe form."""
+    import base64
+    import string
+    from datetime import UTC, datetime
+
+    from bot.links import PaymeLink
+    from db.orders import Order
+
+    merchant_chars = string.ascii_letters + string.digits + "_.-"
+    id_chars = string.ascii_uppercase + string.digits + "_"
+    username_chars = string.ascii_letters + string.digits + "_"
+    for shift in range(3):
+        for char in merchant_chars:
+            for language in ("uz", "ru", "en"):
+                order = Order(1, "1" * shift + id_chars, 1, "PRO", 9_900_000, "pending",
+                              datetime.now(UTC), None)  # fmt: skip
+                link = PaymeLink("m" * shift + char * 3).url(
+                    order, language, "b" * shift + username_chars
+                )
+                encoded = link.removeprefix("https://checkout.paycom.uz/")
+                assert "+" not in encoded and "/" not in encoded, link
+                assert base64.urlsafe_b64decode(encoded) == base64.b64decode(encoded)
+
+
+async def test_reads_answer_while_a_payment_holds_the_write_lock(
+    payme: PaymeCaller, db, clock: FakeClock
+) -> None:
+    """CheckTransaction and GetStatement never write, so they wait for no writer: Payme
+    polls them while Performs are queued, and a long statement must not stall payments."""
+    order = await make_order(db, 415)
+    create = {"time": clock.now, "amount": PLUS_PRICE, "account": account(order.merchant_trans_id)}
+    created = await payme.result("CreateTransaction", id="read", **create)
+    async with db.transaction() as conn:
+        await get_order(conn, order.merchant_trans_id, lock=True)
+        state = await payme.result("CheckTransaction", id="read")
+        listed = await payme.result("GetStatement", **{"from": clock.now, "to": clock.now})
+    assert (state["transaction"], state["state"]) == (created["transaction"], 1)
+    assert [item["id"] for item in listed["transactions"]] == ["read"]

@@ -86,6 +86,11 @@ def test_full_configuration() -> None:
         ({"PAYME_KEY": "k"}, "PAYME_MERCHANT_ID: required when PAYME_KEY"),
         ({"PAYME_TEST_KEY": "k"}, "PAYME_TEST_KEY: set, but PAYME_MERCHANT_ID"),
         ({"PAYME_MERCHANT_ID": "bad id!", "PAYME_KEY": "k"}, "PAYME_MERCHANT_ID: 1-64"),
+        ({"PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k\n"}, "PAYME_KEY: has surrounding"),
+        (
+            {"PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_TEST_KEY": " t"},
+            "PAYME_TEST_KEY: has surrounding",
+        ),
         (
             {"PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_ACCOUNT_FIELD": "Order"},
             "PAYME_ACCOUNT_FIELD: must match",
@@ -150,3 +155,9 @@ def test_env_example_lists_every_setting() -> None:
     }
     assert env.asked - {"RENDER_EXTERNAL_URL"} <= listed, env.asked - listed
     assert listed <= env.asked, listed - env.asked
+
+
+def test_blank_payme_test_key_is_unset() -> None:
+    env = {"BOT_TOKEN": TOKEN, "PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_TEST_KEY": " "}
+    payme = load_settings(env).payme
+    assert payme is not None and (payme.key, payme.test_key) == ("k", None)

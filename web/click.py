@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from aiohttp import StreamReader, web
+from aiohttp import web
 
 from db import click as click_db
 from db.database import Database
+from web.body import read_bounded
 from web.callback_log import log_callback
 from web.keys import CLOCK, DATABASE, SETTINGS
 from web.settings import ClickSettings, Settings
@@ -295,19 +296,6 @@ async def process(
     return Handled(
         answer(CODES[result.outcome], request, route, result.payment_id), fields, sign_ok
     )
-
-
-async def read_bounded(content: StreamReader, limit: int) -> bytes:
-    """Read at most `limit + 1` bytes: enough to know the body is too long, no more."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await content.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]

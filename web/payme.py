@@ -23,6 +23,7 @@ from aiohttp import web
 from bot.texts import receipt_title
 from db import payme as payme_db
 from db.payments import Payment
+from web.body import read_bounded
 from web.callback_log import log_callback
 from web.keys import CLOCK, DATABASE, I18N, SETTINGS
 from web.settings import PaymeSettings, Settings
@@ -125,7 +126,7 @@ class RpcError(Exception):
 
 @dataclass(frozen=True)
 class Call:
-    """What one request asks, for the handler and the log line."""
+    """What one authorized request asks, for the method handlers."""
 
     method: str
     params: dict[str, Any]
@@ -348,12 +349,12 @@ async def handle(request: web.Request) -> web.Response:
     started = time.perf_counter()
     app = request.app
     request_id: Any = None
-    call: Call | None = None
+    message: dict[str, Any] | None = None
     body = b""
     try:
         if request.method != "POST":
             raise RpcError("method_not_post")
-        body = await request.content.read(BODY_LIMIT + 1)
+        body = await read_bounded(request.content, BODY_LIMIT)
         message = parse_body(body)
         request_id = message.get("id")
         test = authorize(request.headers.get("Authorization"), app[SETTINGS].payme)
@@ -365,37 +366,42 @@ async def handle(request: web.Request) -> web.Response:
         params = message.get("params")
         if not isinstance(params, dict):
             raise RpcError("invalid", "params")
-        call = Call(method, params, test)
         now = app[CLOCK]()  # read once per request
         answer = {
             "jsonrpc": "2.0",
             "id": request_id,
-            "result": await METHODS[method](app, call, now),
+            "result": await METHODS[method](app, Call(method, params, test), now),
         }
     except RpcError as error:
         answer = error.body(request_id)
     except Exception:
         log.exception("payme: unexpected failure; answering -32400")
         answer = RpcError("system").body(request_id)
-    _log(request, call, answer, started, len(body))
+    _log(request, message, answer, started, len(body))
     return web.json_response(answer)
 
 
 def _log(
     request: web.Request,
-    call: Call | None,
+    message: Mapping[str, Any] | None,
     answer: Mapping[str, Any],
     started: float,
     body_size: int,
 ) -> None:
-    """One line per call: method, Payme id, order, our code; never a key or the header."""
+    """One line per call: method, Payme id, order, our code; never a key or the header.
+
+    Whatever a parsed body names is logged, refused calls included (a wrong-key probe is
+    worth seeing); an unparsable body only by its size.
+    """
     settings = request.app[SETTINGS]
     fields = None
-    if call is not None:
-        account = call.params.get("account")
+    if message is not None:
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        account = params.get("account")
         fields = {
-            "method": call.method,
-            "id": call.params.get("id"),
+            "method": message.get("method"),
+            "id": params.get("id"),
             "order": account.get(_account_field(settings)) if isinstance(account, dict) else None,
         }
     error = answer.get("error")

@@ -124,6 +124,16 @@ class _Reader:
         value = self._env.get(name, "").strip()
         return value or None
 
+    def secret(self, name: str) -> str | None:
+        """A key compared byte for byte: surrounding whitespace is a paste error that
+        would fail every request, so it stops the start instead of being trimmed."""
+        raw = self._env.get(name, "")
+        if not raw.strip():
+            return None
+        if raw != raw.strip():
+            raise SettingsError(f"{name}: has surrounding whitespace; remove it")
+        return raw
+
     def required(self, name: str) -> str:
         value = self.optional(name)
         if value is None:
@@ -263,7 +273,8 @@ def _click(reader: _Reader) -> ClickSettings | None:
 
 
 def _payme(reader: _Reader) -> PaymeSettings | None:
-    values = {name: reader.optional(name) for name in ("PAYME_MERCHANT_ID", "PAYME_KEY")}
+    values = {"PAYME_MERCHANT_ID": reader.optional("PAYME_MERCHANT_ID")}
+    values["PAYME_KEY"] = reader.secret("PAYME_KEY")
     if not _all_or_none(values):
         if reader.optional("PAYME_TEST_KEY"):
             raise SettingsError("PAYME_TEST_KEY: set, but PAYME_MERCHANT_ID and PAYME_KEY are not")
@@ -277,7 +288,7 @@ def _payme(reader: _Reader) -> PaymeSettings | None:
     return PaymeSettings(
         merchant_id=merchant_id,
         key=values["PAYME_KEY"] or "",
-        test_key=reader.optional("PAYME_TEST_KEY"),
+        test_key=reader.secret("PAYME_TEST_KEY"),
         checkout_url=reader.https_url("PAYME_CHECKOUT_URL") or "https://checkout.paycom.uz",
         account_field=account_field,
     )

@@ -1,0 +1,151 @@
+"""Admin search speed on a large database.
+
+    python -m bench.admin [--rows 1000000]
+
+Seeds `--rows` payments (each with its order; 10 000 users) into the database that
+`DATABASE_URL` names (a PostgreSQL URL gets a scratch database on that server; unset: a
+temporary SQLite file), then prints how long each search form of /payments takes, as the
+admin console runs it (one page of 10). A script a person runs; no test depends on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, text
+
+from bench.callbacks import scratch_postgres
+from bot.admin_search import parse_query
+from db import admin_queries
+from db.database import Database
+from db.schema import orders, payments, users
+
+USERS = 10_000
+BATCH = 20_000
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def tariff(n: int) -> str:
+    return "PLUS" if n % 3 else "PRO"
+
+
+def mti(n: int) -> str:
+    return f"{100_000 + n % USERS}_{tariff(n)}_{1_767_225_600 + n}"
+
+
+def moment_ms(seconds: int) -> int:
+    return int((START + timedelta(seconds=seconds)).timestamp() * 1000)
+
+
+async def seed(database: Database, rows: int) -> None:
+    async with database.transaction() as conn:
+        await conn.execute(
+            insert(users),
+            [
+                {"id": 100_000 + n, "first_name": f"User{n}", "username": f"user{n}",
+                 "created_at": START, "tariff": None, "tariff_expires_at": None}
+                for n in range(USERS)
+            ],
+        )  # fmt: skip
+    step = max(1, 365 * 86_400 // rows)  # the payments span a year
+    started = time.perf_counter()
+    for first in range(0, rows, BATCH):
+        numbers = range(first, min(first + BATCH, rows))
+        async with database.transaction() as conn:
+            await conn.execute(
+                insert(orders),
+                [
+                    {"id": n + 1, "merchant_trans_id": mti(n), "user_id": 100_000 + n % USERS,
+                     "tariff": tariff(n), "amount": 1_500_000, "status": "paid",
+                     "created_at": START}
+                    for n in numbers
+                ],
+            )  # fmt: skip
+            await conn.execute(
+                insert(payments),
+                [
+                    {"id": n + 1, "provider": "click" if n % 2 else "payme",
+                     "provider_id": str(5_000_000_000 + n) if n % 2 else f"{n:024x}",
+                     "order_id": n + 1, "amount": 1_500_000,
+                     "state": ("paid", "paid", "cancelled", "refunded", "pending")[n % 5],
+                     "click_paydoc_id": 9_000_000_000 + n if n % 2 else None,
+                     "create_time": moment_ms(step * n), "perform_time": moment_ms(step * n + 5)}
+                    for n in numbers
+                ],
+            )  # fmt: skip
+        done = numbers.stop
+        rate = done / (time.perf_counter() - started)
+        print(f"\rseeded {done:>9,} / {rows:,} payments ({rate:,.0f}/s)", end="", flush=True)
+    print()
+
+
+async def time_searches(database: Database, rows: int) -> None:
+    middle = rows // 2
+    queries = {
+        "latest page": "",
+        "user id": str(100_000 + 1234),
+        "@username": "@user1234",
+        "order id (full)": mti(middle),
+        "order id (prefix)": f"{100_000 + 777}_PRO",
+        "click_trans_id": str(5_000_000_000 + (middle | 1)),
+        "click_paydoc_id": str(9_000_000_000 + (middle | 1)),
+        "Payme id": f"{middle & ~1:024x}",
+        "state + provider": "refunded click",
+        "tariff + state": "pro pending",
+        "date": "2026-03-01",
+        "date range + state": "2026-02-01..2026-02-28 cancelled",
+        "user + range": f"{100_000 + 42} 2026-01-01..2026-06-30",
+    }
+    print(f"{'search':<22} {'query':<44} {'found':>5} {'median ms':>10} {'max ms':>8}")
+    for label, query in queries.items():
+        filters = parse_query(query)
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            async with database.read() as conn:
+                found = await admin_queries.search(conn, filters, 0, 11)
+            timings.append((time.perf_counter() - started) * 1000)
+        print(
+            f"{label:<22} {query[:44]:<44} {len(found):>5} "
+            f"{statistics.median(timings):>10.2f} {max(timings):>8.2f}"
+        )
+
+
+async def run(url: str, rows: int) -> None:
+    database = await Database.connect(url)
+    try:
+        await seed(database, rows)
+        if not database.is_sqlite:
+            # What autovacuum does soon after a bulk load; without statistics the planner
+            # would guess, and the figures would be of a state production never stays in.
+            async with database.engine.connect() as conn:
+                await conn.execute(text("ANALYZE"))
+                await conn.commit()
+        await time_searches(database, rows)
+    finally:
+        await database.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="payments to seed")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql")):
+        async with scratch_postgres(url) as scratch:
+            print("PostgreSQL (scratch database)")
+            await run(scratch, args.rows)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        print("SQLite (temporary file)")
+        await run(f"sqlite+aiosqlite:///{directory}/admin.db", args.rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
