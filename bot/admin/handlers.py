@@ -192,11 +192,13 @@ async def record_reversal(
         payment = await get_payment(conn, callback_data.payment_id)
         order = await get_order_by_id(conn, payment.order_id, lock=True) if payment else None
         payment = await get_payment(conn, callback_data.payment_id)  # re-read under the lock
-        done = payment is not None and order is not None
-        reversible = manual_reversal(payment_methods)
-        done = done and payment.provider in reversible and payment.state == PaymentState.PAID
-        if done:
-            assert payment is not None and order is not None
+        done = (
+            payment is not None
+            and order is not None
+            and payment.provider in manual_reversal(payment_methods)
+            and payment.state == PaymentState.PAID
+        )
+        if payment is not None and order is not None and done:
             await refund_payment(conn, payment, order, now_ms, None)
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)

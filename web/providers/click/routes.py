@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from web.providers.click.protocol import (
 from web.providers.click.settings import ClickSettings
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class ClickRoutes:
             alert,
         )
 
-    def _handler(self, route: Route) -> web.Handler:
+    def _handler(self, route: Route) -> Handler:
         """The aiohttp handler of one route; every POST gets HTTP 200 JSON, whatever happens."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
