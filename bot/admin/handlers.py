@@ -31,11 +31,10 @@ from bot.admin import views as admin_views
 from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment
 from bot.admin.search import BadQuery, date_range, day_start_ms, month_range, parse_query
 from bot.payment_methods import PaymentMethod
-from bot.texts import TASHKENT
 from db import admin_queries
 from db.admin_queries import Filters, PaymentLine
 from db.billing import refund_payment
-from db.clock import Clock, to_datetime
+from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
 from db.database import Database
 from db.money import som_decimal
 from db.orders import get_order_by_id
@@ -45,7 +44,6 @@ from db.users import User
 
 PAGE_SIZE = 10
 DAY_MS = 86_400_000
-TASHKENT_OFFSET_MS = 5 * 3_600_000  # Uzbekistan keeps UTC+5 all year
 CSV_HEADER = (
     "payment_id", "created_at", "provider", "provider_id", "click_paydoc_id",
     "merchant_trans_id", "user_id", "username", "tariff", "amount_som", "state",
