@@ -16,12 +16,13 @@ from db.tariffs import tariff_name
 
 
 def state_name(state: str) -> str:
-    return {
+    names: dict[str, str] = {
         PaymentState.PAID: _("paid"),
         PaymentState.PENDING: _("pending"),
         PaymentState.CANCELLED: _("cancelled"),
         PaymentState.REFUNDED: _("refunded"),
-    }.get(state, state)
+    }
+    return names.get(state, state)
 
 
 def who(line: PaymentLine) -> str:
