@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from tests.fake_telegram import FakeTelegram
 from web.app import create_app
+from web.keys import TELEGRAM_LINK
 from web.settings import Settings, load_settings
 
 BOT_TOKEN = "123456789:AAE_test_token_for_the_fake_bot_api_0123"
@@ -115,9 +117,13 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 async def client(
     settings: Settings, clock: FakeClock, telegram: FakeTelegram
 ) -> AsyncIterator[TestClient]:
-    """The real app on a loopback port; updates are handled before the webhook answers."""
+    """The real app on a loopback port; updates are handled before the webhook answers.
+
+    Yields once the app has registered with the fake Telegram (a background task), so
+    tests start from a settled state."""
     app = create_app(settings, clock=clock, handle_in_background=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        await asyncio.wait_for(app[TELEGRAM_LINK].registered.wait(), 10)
         yield test_client
 
 

@@ -55,6 +55,7 @@ class FakeTelegram:
         self.send_latency = 0.0  # seconds every send* call takes to answer (a real round trip)
         self.retry_after: dict[int, int] = {}  # chat id -> seconds, answered once
         self.outage = 0  # number of next sendMessage calls answered with 502
+        self.unauthorized = False  # every call answered 401, as for a revoked token
         self.webhook_url = ""
         self.updates: list[dict[str, Any]] = []  # handed out once by getUpdates (polling)
         self._message_ids = itertools.count(100)
@@ -110,6 +111,9 @@ class FakeTelegram:
             await asyncio.sleep(0.5)  # long polling: an empty answer comes after a wait
         if method.startswith("send") and self.send_latency:
             await asyncio.sleep(self.send_latency)
+        if self.unauthorized:
+            error = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            return web.json_response(error, status=401)
         error = self._scripted_error(method, params)
         if error is not None:
             return web.json_response(error, status=error["error_code"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import BASE_URL, message
 from tests.fake_telegram import FakeTelegram
 from web.app import create_app
-from web.keys import DATABASE
+from web.keys import DATABASE, TELEGRAM_LINK
 
 
 async def test_wrong_or_missing_secret_is_refused_and_nothing_runs(
@@ -27,8 +29,9 @@ async def test_start_sets_menus_per_language_and_the_webhook_once(
     make_settings, clock, telegram: FakeTelegram
 ) -> None:
     settings = make_settings()
-    async with TestClient(TestServer(create_app(settings, clock=clock), host="127.0.0.1")):
-        pass
+    app = create_app(settings, clock=clock)
+    async with TestClient(TestServer(app, host="127.0.0.1")):
+        await asyncio.wait_for(app[TELEGRAM_LINK].registered.wait(), 10)  # in the background
     menus = {call.params.get("language_code"): call for call in telegram.of("setMyCommands")}
     assert set(menus) == {"uz", "ru", "en", None}
     assert [c["command"] for c in menus["ru"].params["commands"]] == [
@@ -41,8 +44,10 @@ async def test_start_sets_menus_per_language_and_the_webhook_once(
     assert set_webhook.params["secret_token"] == settings.webhook_secret
     assert "message" in set_webhook.params["allowed_updates"]
     # A restart finds the same URL and leaves the webhook alone; shutdown never deletes it.
-    async with TestClient(TestServer(create_app(settings, clock=clock), host="127.0.0.1")):
-        pass
+    app = create_app(settings, clock=clock)
+    async with TestClient(TestServer(app, host="127.0.0.1")):
+        await asyncio.wait_for(app[TELEGRAM_LINK].registered.wait(), 10)
+    assert len(telegram.of("getWebhookInfo")) == 2
     assert len(telegram.of("setWebhook")) == 1
     assert telegram.of("deleteWebhook") == []
 

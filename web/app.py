@@ -9,10 +9,8 @@ only opens and closes what it owns (the database's migrations and pool, the work
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -28,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
 from bot.payment_methods import PaymentMethod
+from bot.telegram_link import TelegramLink
 from bot.workers.notifier import Notifier
 from bot.workers.pacing import Pacer, ReplyPacing
 from bot.workers.scheduler import Scheduler
@@ -46,12 +45,16 @@ from web.keys import (
     PACER,
     SCHEDULER,
     SETTINGS,
+    TELEGRAM_LINK,
+    WORKERS,
 )
 from web.providers import PROVIDERS
 from web.providers.base import AnyProvider, Services
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
+
+NOTIFIER_GRACE_SECONDS = 5.0  # sends already on the wire get this long at shutdown
 
 
 class StartupError(RuntimeError):
@@ -102,8 +105,6 @@ def create_app(
         ],
         provider_titles={provider.name: provider.title for provider in providers},
         admin_ids=settings.admin_ids,
-        webhook_url=settings.webhook_url,
-        webhook_secret=settings.webhook_secret,
     )
     app = web.Application()
     app[SETTINGS] = settings
@@ -114,9 +115,17 @@ def create_app(
     app[I18N] = i18n
     app[PACER] = pacer
     app[CALLBACK_LOG] = CallbackLog(settings.callback_log_file)
+    app[NOTIFIER] = Notifier(database, bot, i18n, clock, pacer)
+    # Every instance runs a scheduler; the database decides which of them does each run.
+    app[SCHEDULER] = Scheduler(database, clock, settings.notifier.reminder_days)
+    app[TELEGRAM_LINK] = TelegramLink(
+        bot, dispatcher, i18n, settings.webhook_url, settings.webhook_secret
+    )
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_notifier)
-    app.cleanup_ctx.append(_scheduler)
+    app.cleanup_ctx.append(_workers)
+    # Registered before the webhook handler's own shutdown hook, which closes the bot's
+    # HTTP session: the notifier's sends in flight finish first, so none is sent twice.
+    app.on_shutdown.append(_stop_workers)
     app.router.add_get("/health", health)
     services = Services(
         db=database,
@@ -161,31 +170,31 @@ def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-async def _notifier(app: web.Application) -> AsyncIterator[None]:
-    notifier = Notifier(app[DATABASE], app[BOT], app[I18N], app[CLOCK], app[PACER])
-    app[NOTIFIER] = notifier
-    async with _background(notifier.run(), "notifier"):
-        yield
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The background tasks: the notifier, the scheduler and the link to Telegram, which
+    registers the webhook (or polls) and retries in the background, so the HTTP routes
+    answer payments from the first second whatever Telegram does."""
+    app[WORKERS] = {
+        "telegram": asyncio.create_task(app[TELEGRAM_LINK].run(), name="telegram"),
+        "notifier": asyncio.create_task(app[NOTIFIER].run(), name="notifier"),
+        "scheduler": asyncio.create_task(app[SCHEDULER].run(), name="scheduler"),
+    }
+    yield
+    await _stop_workers(app)
+    if app[SETTINGS].webhook_url is None:  # in webhook mode the webhook handler closes it
+        await app[BOT].session.close()
 
 
-async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    """Every instance runs one; the database decides which of them does each run."""
-    scheduler = Scheduler(app[DATABASE], app[CLOCK], app[SETTINGS].notifier.reminder_days)
-    app[SCHEDULER] = scheduler
-    async with _background(scheduler.run(), "scheduler"):
-        yield
-
-
-@contextlib.asynccontextmanager
-async def _background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """Run `job` as a task for the app's lifetime; cancel and await it on shutdown."""
-    task = asyncio.create_task(job, name=name)
-    try:
-        yield
-    finally:
+async def _stop_workers(app: web.Application) -> None:
+    """Stop polling and the scheduler, and let the notifier finish its sends on the wire;
+    bounded, so SIGTERM ends the process in a few seconds whatever the state."""
+    tasks = app[WORKERS]
+    for name in ("telegram", "scheduler"):
+        tasks[name].cancel()
+    await app[NOTIFIER].stop(NOTIFIER_GRACE_SECONDS)
+    for task in tasks.values():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 def _log_providers(providers: Sequence[AnyProvider], settings: Settings) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from asyncio import Task
+
 from aiogram import Bot, Dispatcher
 from aiogram.utils.i18n import I18n
 from aiohttp import web
 
+from bot.telegram_link import TelegramLink
 from bot.workers.notifier import Notifier
 from bot.workers.pacing import Pacer
 from bot.workers.scheduler import Scheduler
@@ -24,3 +27,5 @@ PACER = web.AppKey("pacer", Pacer)
 NOTIFIER = web.AppKey("notifier", Notifier)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 CALLBACK_LOG = web.AppKey("callback_log", CallbackLog)
+TELEGRAM_LINK = web.AppKey("telegram_link", TelegramLink)
+WORKERS: web.AppKey[dict[str, Task[None]]] = web.AppKey("workers")

@@ -115,6 +115,12 @@ def _database_url(raw: str | None) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
         return "postgresql+asyncpg://" + rest
     if scheme in ("sqlite", "sqlite+aiosqlite"):
+        path = rest[1:]  # after the third slash: relative, or absolute with a fourth
+        if not rest.startswith("/") or path.strip("/") in ("", ":memory:") or path.endswith("/"):
+            raise SettingsError(
+                "DATABASE_URL: a SQLite URL needs a file path after the three slashes "
+                "(for example data/bot.db)"
+            )
         return "sqlite+aiosqlite://" + rest
     raise SettingsError(
         "DATABASE_URL: only SQLite (sqlite+aiosqlite://) and PostgreSQL (postgresql://) work"

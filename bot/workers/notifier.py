@@ -92,14 +92,17 @@ class Notifier:
             seconds=self.capacity / rate_per_second + SEND_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
         )
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._sending: set[int] = set()  # notices between the send and its mark
+        self._stopping = False
         self._outage_failures = 0
         self._wakeup = asyncio.Event()
         db.listen(outbox.ENQUEUED, self._wakeup.set)
 
     async def run(self) -> None:
-        """Claim and send until cancelled; a failing round is logged and the loop goes on."""
+        """Claim and send until `stop` (or cancelled); a failing round is logged and the
+        loop goes on."""
         try:
-            while True:
+            while not self._stopping:
                 self._wakeup.clear()
                 free = self.capacity - len(self._in_flight)
                 claimed = await self._claim(free) if free > 0 else 0
@@ -107,8 +110,29 @@ class Notifier:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.idle_seconds)
         finally:
-            tasks = list(self._in_flight.values())
-            for task in tasks:
+            if not self._stopping:  # cancelled outright; `stop` drains the graceful way
+                tasks = list(self._in_flight.values())
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop claiming; let sends already on the wire finish and be marked, within
+        `grace_seconds`; drop the notices still waiting their turn (their lease runs out
+        and an instance sends them later: not sent, so never sent twice).
+
+        Called at shutdown before the bot's HTTP session closes, so no send in flight
+        fails and gets re-queued after Telegram delivered it.
+        """
+        self._stopping = True
+        self._wakeup.set()
+        for notice_id, task in list(self._in_flight.items()):
+            if notice_id not in self._sending:
+                task.cancel()
+        tasks = list(self._in_flight.values())
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -167,11 +191,15 @@ class Notifier:
                     return
             else:
                 self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
+            if self._stopping:
+                return  # not sent: the lease runs out and the notice is due again
+            self._sending.add(notice.id)
             try:
                 await self.bot.send_message(
                     notice.user_id, text, reply_markup=markup, request_timeout=SEND_TIMEOUT_SECONDS
                 )
             except TelegramRetryAfter as error:
+                self._sending.discard(notice.id)  # not delivered: safe to drop at shutdown
                 retry_after_rounds += 1
                 if retry_after_rounds > MAX_RETRY_AFTER_ROUNDS:
                     await self._retry_later(notice, str(error), error.retry_after)
@@ -180,9 +208,11 @@ class Notifier:
                 lease_ends = self._lease_ends()  # the wait began with a fresh lease
                 continue
             except (TelegramForbiddenError, TelegramBadRequest) as error:
+                self._sending.discard(notice.id)
                 await self._close(notice, error)
                 return
             except TelegramAPIError as error:  # 5xx, timeouts, network, 401/404/409
+                self._sending.discard(notice.id)
                 self._outage_failures += 1
                 delay = self.backoff.delay(self._outage_failures - 1)
                 self.pacer.pause(delay)
@@ -190,7 +220,10 @@ class Notifier:
                 return
             break
         self._outage_failures = 0
-        await self._mark_sent(notice)
+        try:
+            await self._mark_sent(notice)
+        finally:
+            self._sending.discard(notice.id)
 
     async def _mark_sent(self, notice: outbox.Notice) -> None:
         """Record the delivery now; a short database hiccup must not turn into a resend."""

@@ -42,10 +42,17 @@ class Scheduler:
         self.poll_seconds = poll_seconds
 
     async def run(self) -> None:
-        """Poll for due runs until cancelled; a failed run is logged and tried again."""
+        """Poll for due runs until cancelled; a failed run is logged and tried again.
+
+        Each run is shielded: a shutdown never cuts its transaction in half (which the
+        database driver would report as some other error); the cancellation itself always
+        propagates, so the app's shutdown never waits on this loop.
+        """
         while True:
             try:
-                await self.run_due()
+                await asyncio.shield(self.run_due())
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("scheduler: lifecycle run failed; retrying at the next poll")
             await asyncio.sleep(self.poll_seconds)

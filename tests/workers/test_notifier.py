@@ -184,3 +184,19 @@ async def test_a_notice_whose_lease_ran_out_while_waiting_is_not_sent(
         await bot.session.close()
     assert telegram.of("sendMessage") == []
     assert [status for _, status, _ in await statuses(db)] == ["pending"]
+
+
+async def test_stop_lets_a_send_on_the_wire_finish_and_drops_the_waiting_ones(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    """Shutdown: a notice Telegram is answering is marked sent (never re-queued to be sent
+    again by another instance); a notice still waiting its turn is left queued, unsent."""
+    await add_user(db, 891, "en", system_clock())
+    for n in (1, 2):  # the second waits a second for its chat's turn
+        await queue_payment_notice(db, 891, n, system_clock())
+    telegram.send_latency = 1.0
+    async with running(db, telegram) as notifier:
+        await telegram.wait_for("sendMessage")  # the first is on the wire
+        await notifier.stop(grace_seconds=5)
+        assert len(telegram.of("sendMessage", 891)) == 1
+        assert [status for _, status, _ in await statuses(db)] == ["sent", "pending"]
