@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, text
 
 from bench.callbacks import scratch_postgres
-from bot.admin_search import parse_query
+from bot.admin.search import parse_query
 from db import admin_queries
 from db.database import Database
 from db.schema import orders, payments, users

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.enums import ChatType
@@ -11,12 +11,14 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
 
+from bot.admin import handlers as admin
 from bot.commands import set_command_menus
-from bot.handlers import admin, fallback, membership, plan, start
+from bot.handlers import fallback, membership, plan, start
 from bot.handlers import tariffs as tariff_handlers
-from bot.links import PayLinks
 from bot.middlewares import UserLocaleMiddleware, UserMiddleware
+from bot.payment_methods import PaymentMethod
 from db.clock import Clock
+from db.database import Database
 from db.tariffs import Tariff
 
 log = logging.getLogger(__name__)
@@ -24,22 +26,26 @@ log = logging.getLogger(__name__)
 
 def create_dispatcher(
     *,
+    db: Database,
     storage: BaseStorage | None,
     i18n: I18n,
     clock: Clock,
     tariffs: Mapping[str, Tariff],
-    pay_links: PayLinks,
+    payment_methods: Sequence[PaymentMethod],
+    provider_titles: Mapping[str, str],
     admin_ids: frozenset[int],
     webhook_url: str | None,
     webhook_secret: str,
 ) -> Dispatcher:
     """Everything a handler needs arrives as workflow data, by parameter name."""
     dispatcher = Dispatcher(
+        db=db,
         storage=storage,
         i18n=i18n,
         clock=clock,
         tariffs=tariffs,
-        pay_links=pay_links,
+        payment_methods=payment_methods,
+        provider_titles=provider_titles,
         admin_ids=admin_ids,
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import I18n
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+LANGUAGES = ("uz", "ru", "en")  # the bot's languages; the first is the shipped default
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 

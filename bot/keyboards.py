@@ -9,8 +9,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import BuyCallback, LanguageCallback, MenuCallback
-from bot.texts import LANGUAGE_NAMES, format_som, tariff_name
-from db.tariffs import Tariff
+from bot.texts import LANGUAGE_NAMES, format_som
+from db.tariffs import Tariff, tariff_name
 
 
 def languages(selected: str) -> InlineKeyboardMarkup:
@@ -40,12 +40,11 @@ def tariffs(items: Iterable[Tariff]) -> InlineKeyboardMarkup:
     return builder.adjust(1).as_markup()
 
 
-def pay(click_url: str | None, payme_url: str | None) -> InlineKeyboardMarkup:
+def pay(buttons: Iterable[tuple[str, str]]) -> InlineKeyboardMarkup:
+    """One button per payment method: (the provider's title, its checkout link)."""
     builder = InlineKeyboardBuilder()
-    if click_url:
-        builder.button(text=_("Pay with Click"), url=click_url)
-    if payme_url:
-        builder.button(text=_("Pay with Payme"), url=payme_url)
+    for title, url in buttons:
+        builder.button(text=_("Pay with {provider}").format(provider=title), url=url)
     return builder.adjust(1).as_markup()
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
-from db.tariffs import Tariff
+from db.tariffs import Tariff, tariff_name
 
 TASHKENT = ZoneInfo("Asia/Tashkent")
 LANGUAGE_NAMES = {"uz": "O'zbekcha", "ru": "Русский", "en": "English"}
@@ -23,10 +23,6 @@ def format_som(tiyin: int) -> str:
 def format_moment(moment: datetime) -> str:
     """A UTC moment as Tashkent wall time, day first, as people there write dates."""
     return moment.astimezone(TASHKENT).strftime("%d.%m.%Y %H:%M")
-
-
-def tariff_name(code: str) -> str:
-    return {"PLUS": _("PLUS"), "PRO": _("PRO")}.get(code, code)
 
 
 def tariff_line(tariff: Tariff) -> str:

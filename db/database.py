@@ -48,9 +48,14 @@ class Database:
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
+    def from_url(cls, url: str) -> Database:
+        """The database object without touching the server: no connection is made until
+        the first transaction, so an app can be built before its database is up."""
+        return cls(_create_engine(url))
+
+    @classmethod
     async def connect(cls, url: str, *, migrate: bool = True) -> Database:
-        engine = _create_engine(url)
-        database = cls(engine)
+        database = cls.from_url(url)
         if migrate:
             await database.migrate()
         return database

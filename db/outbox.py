@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.database import announce_on_commit
 from db.schema import notifications, users
+from db.states import NoticeStatus
 
 PAYMENT_RECEIVED = "payment_received"
 PAYMENT_REFUNDED = "payment_refunded"
 SUBSCRIPTION_EXPIRED = "subscription_expired"
 SUBSCRIPTION_REMINDER = "subscription_reminder"
+ADMIN_ALERT = "admin_alert"  # db/admin_alerts.py
 
 ENQUEUED = "outbox.enqueued"  # the commit topic the notifier listens to
 
@@ -57,7 +59,7 @@ async def enqueue(
             kind=kind,
             payload=payload,
             dedupe_key=dedupe_key,
-            status="pending",
+            status=NoticeStatus.PENDING,
             next_attempt_at=now,
             created_at=now,
         )
@@ -93,11 +95,11 @@ async def claim_due(
     query = (
         select(notifications.c.id)
         .where(
-            notifications.c.status == "pending",
+            notifications.c.status == NoticeStatus.PENDING,
             notifications.c.next_attempt_at <= now,
             ~exists().where(
                 older.c.user_id == notifications.c.user_id,
-                older.c.status == "pending",
+                older.c.status == NoticeStatus.PENDING,
                 older.c.id < notifications.c.id,
             ),
         )
@@ -129,7 +131,7 @@ async def extend_lease(conn: AsyncConnection, notice_id: int, until: datetime) -
     """Keep a notice this worker still holds (say, waiting out a 429) from being re-claimed."""
     await conn.execute(
         update(notifications)
-        .where(notifications.c.id == notice_id, notifications.c.status == "pending")
+        .where(notifications.c.id == notice_id, notifications.c.status == NoticeStatus.PENDING)
         .values(next_attempt_at=until)
     )
 
@@ -138,7 +140,7 @@ async def mark_sent(conn: AsyncConnection, notice_id: int, now: datetime) -> Non
     await conn.execute(
         update(notifications)
         .where(notifications.c.id == notice_id)
-        .values(status="sent", sent_at=now, attempts=notifications.c.attempts + 1)
+        .values(status=NoticeStatus.SENT, sent_at=now, attempts=notifications.c.attempts + 1)
     )
 
 
@@ -147,7 +149,9 @@ async def mark_failed(conn: AsyncConnection, notice_id: int, reason: str) -> Non
     await conn.execute(
         update(notifications)
         .where(notifications.c.id == notice_id)
-        .values(status="failed", error=reason[:500], attempts=notifications.c.attempts + 1)
+        .values(
+            status=NoticeStatus.FAILED, error=reason[:500], attempts=notifications.c.attempts + 1
+        )
     )
 
 

@@ -11,9 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.schema import payments
 
-CLICK = "click"
-PAYME = "payme"
-
 
 @dataclass(frozen=True)
 class Payment:

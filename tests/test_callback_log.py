@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from web.callback_log import log_callback
+from web.callback_log import CallbackLog
 
 ANSWER = {"error": -5, "error_note": "User does not exist"}
 
@@ -15,8 +15,7 @@ def test_fields_are_cut_and_the_line_is_appended(tmp_path: Path) -> None:
     path = tmp_path / "log.txt"
     fields = {"merchant_trans_id": "я" * 300, "amount": "15000"}
     for _ in range(2):
-        log_callback(
-            path,
+        CallbackLog(path).write(
             route="/click/prepare",
             remote="10.0.0.1",
             started=time.perf_counter(),
@@ -40,8 +39,8 @@ def test_fields_are_cut_and_the_line_is_appended(tmp_path: Path) -> None:
 
 def test_unparsable_body_is_logged_by_size_only(tmp_path: Path) -> None:
     path = tmp_path / "log.txt"
-    log_callback(
-        path, route="/payme", remote=None, started=time.perf_counter(), fields=None,
+    CallbackLog(path).write(
+        route="/payme", remote=None, started=time.perf_counter(), fields=None,
         body_size=65_537, answer=ANSWER,
     )  # fmt: skip
     [line] = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
@@ -49,7 +48,7 @@ def test_unparsable_body_is_logged_by_size_only(tmp_path: Path) -> None:
 
 
 def test_a_failing_file_is_swallowed(tmp_path: Path) -> None:
-    log_callback(
-        tmp_path, route="/click/prepare", remote=None, started=time.perf_counter(),
+    CallbackLog(tmp_path).write(
+        route="/click/prepare", remote=None, started=time.perf_counter(),
         fields={}, body_size=0, answer=ANSWER,
     )  # fmt: skip

@@ -17,7 +17,7 @@ def test_defaults_with_only_the_token() -> None:
     assert (settings.host, settings.port, settings.default_language) == ("0.0.0.0", 8080, "uz")
     assert settings.tariffs["PLUS"].price == 1_500_000 and settings.tariffs["PLUS"].days == 30
     assert settings.tariffs["PRO"].price == 3_900_000 and settings.tariffs["PRO"].days == 30
-    assert settings.click is None and settings.payme is None
+    assert settings.providers == {}
     assert settings.admin_ids == frozenset()
     # Derived webhook secret: stable, and valid for Telegram's secret_token.
     assert settings.webhook_secret == load_settings({"BOT_TOKEN": TOKEN}).webhook_secret
@@ -52,7 +52,8 @@ def test_full_configuration() -> None:
     assert settings.tariffs["PLUS"].fiscal is not None
     assert settings.tariffs["PLUS"].fiscal.vat_percent == 12
     assert settings.tariffs["PRO"].fiscal is None
-    assert settings.payme is not None and settings.payme.checkout_url == "https://test.paycom.uz"
+    payme = settings.providers["payme"]
+    assert payme.checkout_url == "https://test.paycom.uz"
     assert settings.log_level == "DEBUG"
     text = repr(settings)
     for secret in ("s3cr3tK3y", TOKEN, "'key'", settings.webhook_secret):
@@ -111,7 +112,7 @@ def test_full_configuration() -> None:
 def test_bad_values_name_the_variable(env: dict[str, str], message: str | None) -> None:
     full = {"BOT_TOKEN": TOKEN, **env} if "BOT_TOKEN" not in env and env else env
     if message is None:  # CLICK_RETURN_URL alone is harmless while Click is off
-        assert load_settings(full).click is None
+        assert "click" not in load_settings(full).providers
         return
     with pytest.raises(SettingsError) as raised:
         load_settings(full)
@@ -159,5 +160,5 @@ def test_env_example_lists_every_setting() -> None:
 
 def test_blank_payme_test_key_is_unset() -> None:
     env = {"BOT_TOKEN": TOKEN, "PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_TEST_KEY": " "}
-    payme = load_settings(env).payme
+    payme = load_settings(env).providers.get("payme")
     assert payme is not None and (payme.key, payme.test_key) == ("k", None)

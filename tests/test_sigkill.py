@@ -14,10 +14,10 @@ from sqlalchemy import select
 from db.clock import system_clock
 from db.database import Database
 from db.schema import notifications
-from tests.click_helpers import complete_fields, make_order, prepare_fields
 from tests.conftest import BOT_TOKEN, CLICK_ENV, telegram_url
 from tests.fake_telegram import FakeTelegram
 from tests.outbox_helpers import add_user, pay, wait_until_drained
+from tests.providers.click.helpers import complete_fields, make_order, prepare_fields
 from tests.test_process import free_port, product_env, start_product
 from web.settings import load_settings
 

@@ -29,9 +29,8 @@ def main() -> None:
     )
     from web.app import StartupError, create_app  # after the settings check: aiogram is slow
 
-    app = create_app(settings)
     try:
-        _serve(app, settings)
+        _serve(create_app(settings), settings)
     except StartupError as error:
         print(f"start-up error: {error}", file=sys.stderr)
         sys.exit(1)

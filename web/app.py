@@ -1,11 +1,17 @@
-"""The application factory: one aiohttp app with the bot, the callbacks and the notifier."""
+"""The application factory: one aiohttp app with the bot, the providers' routes and the
+background workers, shared by `python -m web` and the tests (as in aiohttp's polls demo).
+
+Everything is built here and passed in: the dispatcher gets the database as workflow
+data, each provider's routes object gets the services it needs, and `cleanup_ctx`
+only opens and closes what it owns (the database's migrations and pool, the workers).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
 from aiogram import Bot
@@ -21,15 +27,28 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
-from bot.links import ClickLink, PayLinks, PaymeLink
-from bot.notifier import Notifier
-from bot.pacing import Pacer, ReplyPacing
-from bot.scheduler import Scheduler
+from bot.payment_methods import PaymentMethod
+from bot.workers.notifier import Notifier
+from bot.workers.pacing import Pacer, ReplyPacing
+from bot.workers.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
-from web import click, payme
+from web.callback_log import CallbackLog
 from web.health import health
-from web.keys import BOT, CLOCK, DATABASE, DISPATCHER, I18N, NOTIFIER, PACER, SCHEDULER, SETTINGS
+from web.keys import (
+    BOT,
+    CALLBACK_LOG,
+    CLOCK,
+    DATABASE,
+    DISPATCHER,
+    I18N,
+    NOTIFIER,
+    PACER,
+    SCHEDULER,
+    SETTINGS,
+)
+from web.providers import PROVIDERS
+from web.providers.base import AnyProvider, Services
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,35 +67,40 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def pay_links(settings: Settings) -> PayLinks:
-    click, payme = settings.click, settings.payme
-    return PayLinks(
-        click=ClickLink(click.service_id, click.merchant_id, click.return_url) if click else None,
-        payme=PaymeLink(payme.merchant_id, payme.checkout_url, payme.account_field)
-        if payme
-        else None,
-    )
-
-
 def create_storage(settings: Settings) -> BaseStorage | None:
     """FSM state in Redis when configured (several instances), else aiogram's memory."""
     return RedisStorage.from_url(settings.redis_url) if settings.redis_url else None
 
 
 def create_app(
-    settings: Settings, *, clock: Clock = system_clock, handle_in_background: bool = True
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    handle_in_background: bool = True,
+    providers: Sequence[AnyProvider] = PROVIDERS,
 ) -> web.Application:
-    """`handle_in_background=False` makes the webhook answer after the handler ran (tests)."""
+    """`handle_in_background=False` makes the webhook answer after the handler ran (tests);
+    `providers` is the registry unless a test brings its own."""
+    try:
+        database = Database.from_url(settings.database_url)
+    except (ValueError, SQLAlchemyError) as error:
+        raise StartupError(f"DATABASE_URL: cannot use it: {_first_line(error)}") from error
+    enabled = [(p, settings.providers[p.name]) for p in providers if p.name in settings.providers]
     i18n = create_i18n(settings.default_language)
     bot = create_bot(settings)
     pacer = Pacer(settings.notifier.rate_per_second)
     bot.session.middleware(ReplyPacing(pacer))
     dispatcher = create_dispatcher(
+        db=database,
         storage=create_storage(settings),
         i18n=i18n,
         clock=clock,
         tariffs=settings.tariffs,
-        pay_links=pay_links(settings),
+        payment_methods=[
+            PaymentMethod(p.name, p.title, p.link(section), p.manual_reversal)
+            for p, section in enabled
+        ],
+        provider_titles={provider.name: provider.title for provider in providers},
         admin_ids=settings.admin_ids,
         webhook_url=settings.webhook_url,
         webhook_secret=settings.webhook_secret,
@@ -84,17 +108,26 @@ def create_app(
     app = web.Application()
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[DATABASE] = database
     app[BOT] = bot
     app[DISPATCHER] = dispatcher
     app[I18N] = i18n
     app[PACER] = pacer
+    app[CALLBACK_LOG] = CallbackLog(settings.callback_log_file)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_scheduler)
     app.router.add_get("/health", health)
-    app.router.add_route("*", click.PREPARE.path, click.route_handler(click.PREPARE))
-    app.router.add_route("*", click.COMPLETE.path, click.route_handler(click.COMPLETE))
-    app.router.add_route("*", "/payme", payme.handle)
+    services = Services(
+        db=database,
+        clock=clock,
+        tariffs=settings.tariffs,
+        i18n=i18n,
+        default_language=settings.default_language,
+        callback_log=app[CALLBACK_LOG],
+    )
+    for provider in providers:
+        provider.routes(settings.providers.get(provider.name), services).register(app)
     if settings.webhook_url:
         SimpleRequestHandler(
             dispatcher,
@@ -103,20 +136,28 @@ def create_app(
             secret_token=settings.webhook_secret,
         ).register(app, path=settings.webhook_path)
         setup_application(app, dispatcher, bot=bot)
-    _log_providers(settings)
+    _log_providers(providers, settings)
     return app
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    """Open (and migrate) the database before the bot starts; close it after it stops."""
+    """Migrate the database before the bot starts; close its pool and the callback log
+    after it stops."""
+    database = app[DATABASE]
     try:
-        database = await Database.connect(app[SETTINGS].database_url)
+        await database.migrate()
     except (OSError, SQLAlchemyError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise StartupError(f"DATABASE_URL: cannot open the database: {reason}") from error
-    app[DATABASE] = app[DISPATCHER]["db"] = database
+        await database.close()
+        raise StartupError(
+            f"DATABASE_URL: cannot open the database: {_first_line(error)}"
+        ) from error
     yield
     await database.close()
+    app[CALLBACK_LOG].close()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
@@ -146,11 +187,13 @@ async def _background(job: Coroutine[Any, Any, None], name: str) -> AsyncIterato
             await task
 
 
-def _log_providers(settings: Settings) -> None:
-    for name, enabled in (("Click", settings.click), ("Payme", settings.payme)):
-        if enabled is None:
-            log.warning("%s is off: its settings are not set; its pay button is hidden", name)
-    if settings.payme and settings.payme.test_key:
-        log.warning(
-            "PAYME_TEST_KEY is set: sandbox requests are accepted; unset it after certification"
-        )
+def _log_providers(providers: Sequence[AnyProvider], settings: Settings) -> None:
+    for provider in providers:
+        section = settings.providers.get(provider.name)
+        if section is None:
+            log.warning(
+                "%s is off: its settings are not set; its pay button is hidden", provider.title
+            )
+            continue
+        for warning in provider.start_warnings(section):
+            log.warning("%s", warning)

@@ -9,38 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
-from db.tariffs import TARIFF_CODES, Fiscal, Tariff
+from bot.i18n import LANGUAGES
+from db.money import tiyin_from_som
+from db.tariffs import CATALOGUE, CatalogueEntry, Fiscal, Tariff
+from web.env import EnvReader, SettingsError, all_or_none
+from web.providers import PROVIDERS
+from web.providers.base import AnyProvider
 
-LANGUAGES = ("uz", "ru", "en")
-DEFAULT_TARIFFS = {"PLUS": (15000, 30), "PRO": (39000, 30)}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable, never a secret."""
-
-
-@dataclass(frozen=True)
-class ClickSettings:
-    service_id: str
-    merchant_id: str
-    secret_key: str = field(repr=False)
-    merchant_user_id: str | None = None
-    return_url: str | None = None
-
-
-@dataclass(frozen=True)
-class PaymeSettings:
-    merchant_id: str
-    key: str = field(repr=False)
-    test_key: str | None = field(default=None, repr=False)
-    checkout_url: str = "https://checkout.paycom.uz"
-    account_field: str = "order_id"
 
 
 @dataclass(frozen=True)
@@ -64,8 +45,9 @@ class Settings:
     admin_ids: frozenset[int] = frozenset()
     default_language: str = "uz"
     tariffs: Mapping[str, Tariff] = field(default_factory=dict)
-    click: ClickSettings | None = None
-    payme: PaymeSettings | None = None
+    # Each enabled provider's own settings section, by provider name; a provider whose
+    # settings are all unset is absent (off).
+    providers: Mapping[str, Any] = field(default_factory=dict)
     callback_log_file: Path | None = None
     log_level: str = "INFO"
     notifier: NotifierSettings = NotifierSettings()
@@ -77,9 +59,9 @@ class Settings:
         return self.base_url + self.webhook_path if self.base_url else None
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
+def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PROVIDERS) -> Settings:
     """Build `Settings` from an environment mapping or raise `SettingsError`."""
-    reader = _Reader(env)
+    reader = EnvReader(env)
     token = reader.required("BOT_TOKEN")
     if not re.fullmatch(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,}", token):
         raise SettingsError("BOT_TOKEN: not a Telegram bot token (expected <digits>:<secret>)")
@@ -102,9 +84,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         redis_url=_redis_url(reader.optional("REDIS_URL")),
         admin_ids=_admin_ids(reader.optional("ADMIN_IDS")),
         default_language=default_language,
-        tariffs={code: _tariff(reader, code) for code in TARIFF_CODES},
-        click=_click(reader),
-        payme=_payme(reader),
+        tariffs={entry.code: _tariff(reader, entry) for entry in CATALOGUE},
+        providers=_provider_sections(reader, providers),
         callback_log_file=Path(log_file) if log_file else None,
         log_level=log_level,
         notifier=NotifierSettings(
@@ -112,64 +93,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             reminder_days=_reminder_days(reader.optional("REMINDER_DAYS")),
         ),
     )
-
-
-class _Reader:
-    """Reads one variable at a time; empty strings count as unset."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def optional(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def secret(self, name: str) -> str | None:
-        """A key compared byte for byte: surrounding whitespace is a paste error that
-        would fail every request, so it stops the start instead of being trimmed."""
-        raw = self._env.get(name, "")
-        if not raw.strip():
-            return None
-        if raw != raw.strip():
-            raise SettingsError(f"{name}: has surrounding whitespace; remove it")
-        return raw
-
-    def required(self, name: str) -> str:
-        value = self.optional(name)
-        if value is None:
-            raise SettingsError(f"{name}: required but not set")
-        return value
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        if not re.fullmatch(r"[0-9]{1,12}", raw) or not low <= int(raw) <= high:
-            raise SettingsError(f"{name}: must be a whole number from {low} to {high}")
-        return int(raw)
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", raw) or not low <= float(raw) <= high:
-            raise SettingsError(f"{name}: must be a number from {low:g} to {high:g}")
-        return float(raw)
-
-    def url(self, name: str) -> str | None:
-        raw = self.optional(name)
-        if raw is None:
-            return None
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SettingsError(f"{name}: must be an http(s) URL")
-        return raw.rstrip("/")
-
-    def https_url(self, name: str) -> str | None:
-        raw = self.url(name)
-        if raw is not None and not raw.startswith("https://"):
-            raise SettingsError(f"{name}: must be an https:// URL")
-        return raw
 
 
 def _webhook_secret(explicit: str | None, token: str) -> str:
@@ -222,19 +145,25 @@ def _reminder_days(raw: str | None) -> tuple[int, ...]:
     return tuple(sorted({int(part) for part in parts}, reverse=True))
 
 
-def _tariff(reader: _Reader, code: str) -> Tariff:
-    default_price, default_days = DEFAULT_TARIFFS[code]
-    price = reader.integer(f"TARIFF_{code}_PRICE", default_price, 1, 100_000_000)
-    days = reader.integer(f"TARIFF_{code}_DAYS", default_days, 1, 3650)
-    return Tariff(code=code, price=price * 100, days=days, fiscal=_fiscal(reader, code))
+def _tariff(reader: EnvReader, entry: CatalogueEntry) -> Tariff:
+    code = entry.code
+    price = reader.integer(f"TARIFF_{code}_PRICE", entry.default_price_som, 1, 100_000_000)
+    days = reader.integer(f"TARIFF_{code}_DAYS", entry.default_days, 1, 3650)
+    return Tariff(
+        code=code,
+        price=tiyin_from_som(price),
+        days=days,
+        rank=entry.rank,
+        fiscal=_fiscal(reader, code),
+    )
 
 
-def _fiscal(reader: _Reader, code: str) -> Fiscal | None:
+def _fiscal(reader: EnvReader, code: str) -> Fiscal | None:
     names = (f"TARIFF_{code}_IKPU", f"TARIFF_{code}_PACKAGE_CODE", f"TARIFF_{code}_VAT_PERCENT")
     values = [reader.optional(name) for name in names]
     if not any(values):
         return None
-    _all_or_none(dict(zip(names, values, strict=True)))
+    all_or_none(dict(zip(names, values, strict=True)))
     ikpu, package_code, vat = values
     if not re.fullmatch(r"[0-9]{17}", ikpu or ""):
         raise SettingsError(f"{names[0]}: must be exactly 17 digits")
@@ -245,50 +174,7 @@ def _fiscal(reader: _Reader, code: str) -> Fiscal | None:
     return Fiscal(ikpu=ikpu or "", package_code=package_code or "", vat_percent=int(vat or "0"))
 
 
-def _all_or_none(values: Mapping[str, str | None]) -> bool:
-    """True when all are set, False when none are; half a group is a start error."""
-    missing = [name for name, value in values.items() if value is None]
-    if missing and len(missing) < len(values):
-        given = ", ".join(name for name in values if name not in missing)
-        raise SettingsError(f"{missing[0]}: required when {given} is set")
-    return not missing
-
-
-def _click(reader: _Reader) -> ClickSettings | None:
-    names = ("CLICK_SERVICE_ID", "CLICK_MERCHANT_ID", "CLICK_SECRET_KEY")
-    values = {name: reader.optional(name) for name in names}
-    if not _all_or_none(values):
-        return None
-    for name in ("CLICK_SERVICE_ID", "CLICK_MERCHANT_ID", "CLICK_MERCHANT_USER_ID"):
-        value = reader.optional(name)
-        if value is not None and not re.fullmatch(r"[0-9]{1,19}", value):
-            raise SettingsError(f"{name}: must be digits only")
-    return ClickSettings(
-        service_id=values["CLICK_SERVICE_ID"] or "",
-        merchant_id=values["CLICK_MERCHANT_ID"] or "",
-        secret_key=values["CLICK_SECRET_KEY"] or "",
-        merchant_user_id=reader.optional("CLICK_MERCHANT_USER_ID"),
-        return_url=reader.https_url("CLICK_RETURN_URL"),
-    )
-
-
-def _payme(reader: _Reader) -> PaymeSettings | None:
-    values = {"PAYME_MERCHANT_ID": reader.optional("PAYME_MERCHANT_ID")}
-    values["PAYME_KEY"] = reader.secret("PAYME_KEY")
-    if not _all_or_none(values):
-        if reader.optional("PAYME_TEST_KEY"):
-            raise SettingsError("PAYME_TEST_KEY: set, but PAYME_MERCHANT_ID and PAYME_KEY are not")
-        return None
-    merchant_id = values["PAYME_MERCHANT_ID"] or ""
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", merchant_id):
-        raise SettingsError("PAYME_MERCHANT_ID: 1-64 characters of A-Z, a-z, 0-9, _ . -")
-    account_field = reader.optional("PAYME_ACCOUNT_FIELD") or "order_id"
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", account_field):
-        raise SettingsError("PAYME_ACCOUNT_FIELD: must match [a-z][a-z0-9_]{0,31}")
-    return PaymeSettings(
-        merchant_id=merchant_id,
-        key=values["PAYME_KEY"] or "",
-        test_key=reader.secret("PAYME_TEST_KEY"),
-        checkout_url=reader.https_url("PAYME_CHECKOUT_URL") or "https://checkout.paycom.uz",
-        account_field=account_field,
-    )
+def _provider_sections(reader: EnvReader, providers: Iterable[AnyProvider]) -> dict[str, Any]:
+    """Each provider reads its own section; an unconfigured one is left out (off)."""
+    sections = {provider.name: provider.load_settings(reader) for provider in providers}
+    return {name: section for name, section in sections.items() if section is not None}

@@ -9,8 +9,9 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import MenuCallback
-from bot.texts import format_moment, tariff_name
+from bot.texts import format_moment
 from db.clock import Clock, to_datetime
+from db.tariffs import tariff_name
 from db.users import User
 
 

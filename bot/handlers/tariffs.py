@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
@@ -13,12 +13,12 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards
 from bot.callbacks import BuyCallback, MenuCallback
 from bot.handlers.plan import plan_text
-from bot.links import PayLinks
-from bot.texts import format_som, tariff_line, tariff_name
+from bot.payment_methods import PaymentMethod
+from bot.texts import format_som, tariff_line
 from db.clock import Clock, to_datetime
 from db.database import Database
 from db.orders import open_order
-from db.tariffs import TARIFF_CODES, Tariff
+from db.tariffs import TARIFF_CODES, Tariff, tariff_name
 from db.users import User
 
 
@@ -55,20 +55,20 @@ async def buy(
     db: Database,
     clock: Clock,
     tariffs: Mapping[str, Tariff],
-    pay_links: PayLinks,
+    payment_methods: Sequence[PaymentMethod],
     i18n: I18n,
 ) -> None:
     tariff = tariffs[callback_data.tariff]
-    if pay_links.click is None and pay_links.payme is None:
+    if not payment_methods:
         await query.answer(_("Payments are not available yet. Please try again later."), True)
         return
     async with db.transaction() as conn:
         order = await open_order(conn, user.id, tariff, to_datetime(clock()))
     me = await bot.me()
-    click_url = pay_links.click.url(order) if pay_links.click else None
-    payme_url = (
-        pay_links.payme.url(order, i18n.current_locale, me.username) if pay_links.payme else None
-    )
+    buttons = [
+        (method.title, method.link.url(order, i18n.current_locale, me.username))
+        for method in payment_methods
+    ]
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.answer(
@@ -81,7 +81,7 @@ async def buy(
                 price=format_som(order.amount),
                 days=tariff.days,
             ),
-            reply_markup=keyboards.pay(click_url, payme_url),
+            reply_markup=keyboards.pay(buttons),
         )
 
 

@@ -1,0 +1,236 @@
+"""The outbox worker: delivers every queued notice, in order per user, at Telegram's pace.
+
+A notice is leased (claimed) in one transaction, sent, then marked sent in its own short
+transaction right after Telegram's OK. A notice is sent twice only if the process dies in
+that gap (one UPDATE of one row by primary key): the lease then runs out and the notice is
+sent again. Nothing is held between the OK and that UPDATE: the pacer is waited for
+before the send, never after it. A notice is never sent on a lease that ran out while it
+waited its turn (another instance may have it by then).
+
+Telegram's answers decide what happens next:
+- 429: this notice waits exactly `retry_after` and is sent again; everyone else is paused
+  for as long (the limit is the bot's, not the chat's);
+- 403, "chat not found", "user is deactivated": the user is marked unreachable and the
+  notice closed with the reason, never retried; any other 400 closes it too (a malformed
+  message would fail forever);
+- 5xx, timeouts, network errors: the notice goes back to the queue with an exponential,
+  capped backoff, and all sending pauses likewise, so an outage of minutes costs a few
+  requests, not thousands; the first success ends the pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
+from aiogram.utils.i18n import I18n
+
+from bot.workers import notices
+from bot.workers.pacing import PACED, Pacer
+from db import outbox
+from db.clock import Clock, to_datetime
+from db.database import Database
+from db.users import set_reachable
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_SECONDS = 10
+LEASE_MARGIN_SECONDS = 10
+UNREACHABLE_MARKERS = ("chat not found", "user is deactivated", "bot was blocked")
+MAX_RETRY_AFTER_ROUNDS = 5  # then the notice goes back to the queue for `retry_after`
+MARK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays after failures: `base * 2**n` seconds, never more than `cap`."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.base * 2 ** min(failures, 30), self.cap)
+
+
+class Notifier:
+    """One per process; `run` is its task. Shares the app's `Pacer` with the bot's replies."""
+
+    def __init__(
+        self,
+        db: Database,
+        bot: Bot,
+        i18n: I18n,
+        clock: Clock,
+        pacer: Pacer,
+        *,
+        idle_seconds: float = 1.0,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.db, self.bot, self.i18n, self.clock = db, bot, i18n, clock
+        self.pacer = pacer
+        rate_per_second = pacer.rate_per_second
+        self.idle_seconds = idle_seconds
+        self.backoff = backoff
+        # Two seconds of sends in flight keep the pacer busy however slow the round trip.
+        self.capacity = max(4, math.ceil(rate_per_second * 2))
+        # Covers a claimed notice's normal wait (its place in the queue, its chat's second)
+        # and the send. A longer wait (an outage pause) gives the notice up instead of
+        # sending it late, so a killed process's claimed notices are free again soon.
+        self.lease = timedelta(
+            seconds=self.capacity / rate_per_second + SEND_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+        )
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._outage_failures = 0
+        self._wakeup = asyncio.Event()
+        db.listen(outbox.ENQUEUED, self._wakeup.set)
+
+    async def run(self) -> None:
+        """Claim and send until cancelled; a failing round is logged and the loop goes on."""
+        try:
+            while True:
+                self._wakeup.clear()
+                free = self.capacity - len(self._in_flight)
+                claimed = await self._claim(free) if free > 0 else 0
+                if claimed < free or free <= 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.idle_seconds)
+        finally:
+            tasks = list(self._in_flight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> int:
+        lease_ends = self._lease_ends()  # taken before the claim: never later than the lease
+        try:
+            # Shielded: a shutdown never cuts a transaction in half (the claimed notices of
+            # a cancelled round simply wait for their lease).
+            batch = await asyncio.shield(self._claim_due(limit))
+        except Exception:
+            log.exception("notifier: claiming notices failed; retrying")
+            return 0
+        for notice in batch:
+            task = asyncio.create_task(
+                self._deliver_logged(notice, lease_ends), name=f"notice-{notice.id}"
+            )
+            self._in_flight[notice.id] = task
+        return len(batch)
+
+    async def _claim_due(self, limit: int) -> list[outbox.Notice]:
+        async with self.db.transaction() as conn:
+            return await outbox.claim_due(
+                conn, to_datetime(self.clock()), limit, self.lease, list(self._in_flight)
+            )
+
+    def _lease_ends(self) -> float:
+        """A lease taken now, as this process measures it, minus the time a send may take."""
+        return time.monotonic() + self.lease.total_seconds() - SEND_TIMEOUT_SECONDS
+
+    async def _deliver_logged(self, notice: outbox.Notice, lease_ends: float) -> None:
+        PACED.set(True)  # this task's context only: its sends wait for their own slots
+        try:
+            await self.deliver(notice, lease_ends)
+        except Exception:
+            # The lease runs out and the notice is tried again: nothing is dropped.
+            log.exception("notifier: notice %s failed unexpectedly", notice.id)
+        finally:
+            del self._in_flight[notice.id]
+            self._wakeup.set()
+
+    async def deliver(self, notice: outbox.Notice, lease_ends: float) -> None:
+        """Send one notice and record the outcome (sent, closed, or queued for later).
+
+        A notice whose lease ran out while it waited (long pauses in an outage) is not
+        sent: another instance may hold it by now. It is simply due again.
+        """
+        language = notice.language or self.i18n.default_locale
+        with self.i18n.context(), self.i18n.use_locale(language):
+            text, markup = notices.render(notice.kind, notice.payload)
+        retry_after_rounds = 0
+        while True:
+            if retry_after_rounds == 0:
+                await self.pacer.wait_turn(notice.user_id)
+                if time.monotonic() > lease_ends:
+                    log.warning("notice %s: lease ran out while waiting; left queued", notice.id)
+                    return
+            else:
+                self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
+            try:
+                await self.bot.send_message(
+                    notice.user_id, text, reply_markup=markup, request_timeout=SEND_TIMEOUT_SECONDS
+                )
+            except TelegramRetryAfter as error:
+                retry_after_rounds += 1
+                if retry_after_rounds > MAX_RETRY_AFTER_ROUNDS:
+                    await self._retry_later(notice, str(error), error.retry_after)
+                    return
+                await self._wait_retry_after(notice, error.retry_after)
+                lease_ends = self._lease_ends()  # the wait began with a fresh lease
+                continue
+            except (TelegramForbiddenError, TelegramBadRequest) as error:
+                await self._close(notice, error)
+                return
+            except TelegramAPIError as error:  # 5xx, timeouts, network, 401/404/409
+                self._outage_failures += 1
+                delay = self.backoff.delay(self._outage_failures - 1)
+                self.pacer.pause(delay)
+                await self._retry_later(notice, str(error), self.backoff.delay(notice.attempts))
+                return
+            break
+        self._outage_failures = 0
+        await self._mark_sent(notice)
+
+    async def _mark_sent(self, notice: outbox.Notice) -> None:
+        """Record the delivery now; a short database hiccup must not turn into a resend."""
+        for attempt in range(MARK_ATTEMPTS):
+            try:
+                # Shielded: a shutdown right after Telegram's OK still records it.
+                await asyncio.shield(self._mark(notice))
+                return
+            except Exception:
+                if attempt == MARK_ATTEMPTS - 1:
+                    raise
+                log.warning("notice %s sent but not yet marked; retrying", notice.id)
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def _mark(self, notice: outbox.Notice) -> None:
+        async with self.db.transaction() as conn:
+            await outbox.mark_sent(conn, notice.id, to_datetime(self.clock()))
+
+    async def _wait_retry_after(self, notice: outbox.Notice, seconds: int) -> None:
+        """Wait exactly `seconds`, keeping the lease, with every other sender paused too."""
+        self.pacer.pause(seconds)
+        until = to_datetime(self.clock()) + timedelta(seconds=seconds) + self.lease
+        async with self.db.transaction() as conn:
+            await outbox.extend_lease(conn, notice.id, until)
+        log.warning("notice %s: Telegram asks to wait %ss (429)", notice.id, seconds)
+        await asyncio.sleep(seconds)
+
+    async def _close(self, notice: outbox.Notice, error: TelegramAPIError) -> None:
+        message = str(error)
+        unreachable = isinstance(error, TelegramForbiddenError) or any(
+            marker in message.lower() for marker in UNREACHABLE_MARKERS
+        )
+        async with self.db.transaction() as conn:
+            if unreachable:
+                await set_reachable(conn, notice.user_id, False)
+            await outbox.mark_failed(conn, notice.id, message)
+        log.warning("notice %s to user %s closed: %s", notice.id, notice.user_id, message)
+
+    async def _retry_later(self, notice: outbox.Notice, reason: str, delay: float) -> None:
+        when = to_datetime(self.clock()) + timedelta(seconds=delay)
+        async with self.db.transaction() as conn:
+            await outbox.retry_later(conn, notice.id, when, reason)
+        log.warning("notice %s not sent (%s); retry in %.1fs", notice.id, reason, delay)

@@ -1,0 +1,67 @@
+"""End to end: buy PRO in the bot, pay through Payme, get told; a refund is told too."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+from aiohttp.test_utils import TestClient
+
+from bot.texts import TASHKENT
+from db.clock import to_datetime
+from tests.conftest import FakeClock, Telegram
+from tests.fake_telegram import FakeTelegram
+from tests.providers.payme.helpers import PaymeCaller, account
+
+USER = 7771234
+
+
+async def test_buy_pro_pay_with_payme_then_refund(
+    tg: Telegram, telegram: FakeTelegram, client: TestClient, clock: FakeClock
+) -> None:
+    await tg.message(USER, "/start", language="uz")
+    await tg.press(USER, "lang:uz", language="uz")
+    await tg.press(USER, "buy:PRO", language="uz")
+    offer = telegram.of("sendMessage", USER)[-1]
+    [payme_url] = [b["url"] for b in offer.buttons if b["text"] == "Payme orqali to'lash"]
+    raw = base64.b64decode(payme_url.removeprefix("https://checkout.paycom.uz/")).decode()
+    fields = dict(part.split("=", 1) for part in raw.split(";"))
+    assert fields["m"] == "587f72c72cac0d162c722ae2"
+    assert fields["a"] == "3900000" and fields["l"] == "uz"
+    assert fields["c"] == "https://t.me/example_bot"
+    mti = fields["ac.order_id"]
+    assert mti.startswith(f"{USER}_PRO_")
+
+    payme = PaymeCaller(client)
+    amount = int(fields["a"])
+    assert await payme.result("CheckPerformTransaction", amount=amount, account=account(mti))
+    await payme.result("CreateTransaction", id="e2e" * 8, time=clock.now, amount=amount,
+                       account=account(mti))  # fmt: skip
+    clock.advance(seconds=20)
+    performed = await payme.result("PerformTransaction", id="e2e" * 8)
+    shown = (to_datetime(performed["perform_time"]) + timedelta(days=30)).astimezone(TASHKENT)
+    expected = (
+        "✅ To'lov qabul qilindi: 39 000 so'm.\n"
+        f"PRO tarifingiz {shown:%d.%m.%Y %H:%M} gacha faol (Toshkent vaqti). Rahmat!"
+    )
+    received = await telegram.wait_for("sendMessage", lambda c: c.text == expected)
+    assert received.params["chat_id"] == USER
+    await tg.message(USER, "/myplan", language="uz")
+    assert telegram.of("sendMessage", USER)[-1].text == (
+        f"Tarifingiz: PRO, {shown:%d.%m.%Y %H:%M} gacha faol (Toshkent vaqti)."
+    )
+
+    clock.advance(days=2)
+    refunded = await payme.result("CancelTransaction", id="e2e" * 8, reason=5)
+    assert refunded["state"] == -2
+    ended = to_datetime(refunded["cancel_time"]).astimezone(TASHKENT)
+    await telegram.wait_for("sendMessage", lambda c: c.text.startswith("↩️"))
+    notice = [c for c in telegram.of("sendMessage", USER) if c.text.startswith("↩️")][-1]
+    assert notice.text == (
+        "↩️ PRO uchun 39 000 so'm to'lovingiz qaytarildi va u bergan kunlar bekor qilindi. "
+        f"Tarifingiz endi {ended:%d.%m.%Y %H:%M} da tugaydi (Toshkent vaqti)."
+    )
+    await tg.message(USER, "/myplan", language="uz")
+    assert telegram.of("sendMessage", USER)[-1].text == (
+        f"PRO tarifingiz muddati {ended:%d.%m.%Y %H:%M} da tugagan (Toshkent vaqti)."
+    )

@@ -1,0 +1,186 @@
+"""The notifier against the fake Bot API: outages, 429, unreachable users, pace, instances.
+
+Each test runs real `Notifier`s (real aiogram `Bot`, real HTTP, real database) with a
+short backoff so that an outage of a few answers passes in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import select
+
+from bot.i18n import create_i18n
+from bot.workers.notifier import Backoff, Notifier
+from bot.workers.pacing import Pacer
+from db import outbox
+from db.clock import system_clock, to_datetime
+from db.database import Database
+from db.schema import users
+from tests.fake_telegram import FakeTelegram
+from tests.outbox_helpers import (
+    add_user,
+    fake_bot,
+    queue_payment_notice,
+    statuses,
+    wait_until_drained,
+)
+
+FAST = Backoff(base=0.05, cap=0.2)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.connect(database_url)
+    yield database
+    await database.close()
+
+
+@asynccontextmanager
+async def running(
+    db: Database, telegram: FakeTelegram, rate: float = 30
+) -> AsyncIterator[Notifier]:
+    bot = fake_bot(telegram)
+    notifier = Notifier(
+        db, bot, create_i18n("uz"), system_clock, Pacer(rate), idle_seconds=0.05, backoff=FAST
+    )
+    task = asyncio.create_task(notifier.run())
+    try:
+        yield notifier
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bot.session.close()
+
+
+def amounts(telegram: FakeTelegram, chat_id: int) -> list[str]:
+    """The amounts (which notice) the user actually received, in arrival order."""
+    return [call.text.split(": ", 1)[1].split(" so'm")[0] for call in telegram.delivered(chat_id)]
+
+
+async def test_an_outage_then_recovery_delivers_each_notice_once_in_order_per_user(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    chats = (801, 802, 803)
+    for chat in chats:
+        await add_user(db, chat, "en", system_clock())
+    for n in range(1, 4):  # interleaved: 801 #1, 802 #1, 803 #1, 801 #2, ...
+        for chat in chats:
+            await queue_payment_notice(db, chat, chat * 10 + n, system_clock())
+    telegram.outage = 7
+    async with running(db, telegram):
+        await wait_until_drained(db)
+    for chat in chats:
+        assert amounts(telegram, chat) == [
+            f"{chat * 10 + n:,}".replace(",", " ") for n in (1, 2, 3)
+        ]
+    assert len(telegram.of("sendMessage")) == 9 + 7  # every 502 was retried, nothing more
+    assert {status for _, status, _ in await statuses(db)} == {"sent"}
+
+
+async def test_429_is_waited_out_exactly_then_sent(db: Database, telegram: FakeTelegram) -> None:
+    await add_user(db, 811, "en", system_clock())
+    await queue_payment_notice(db, 811, 1, system_clock())
+    telegram.retry_after[811] = 2
+    async with running(db, telegram):
+        await wait_until_drained(db)
+    first, second = telegram.of("sendMessage", 811)
+    assert not first.ok and second.ok
+    assert second.at - first.at >= 2.0
+    assert len(telegram.delivered(811)) == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (lambda fake, chat: fake.blocked.add(chat), "bot was blocked by the user"),
+        (lambda fake, chat: fake.deactivated.add(chat), "user is deactivated"),
+        (lambda fake, chat: fake.not_found.add(chat), "chat not found"),
+    ],
+)
+async def test_an_unreachable_user_is_marked_and_the_notice_closed_without_retry(
+    db: Database,
+    telegram: FakeTelegram,
+    script: Callable[[FakeTelegram, int], None],
+    reason: str,
+) -> None:
+    await add_user(db, 821, "ru", system_clock())
+    await add_user(db, 822, "ru", system_clock())
+    await queue_payment_notice(db, 821, 1, system_clock())
+    await queue_payment_notice(db, 822, 2, system_clock())
+    script(telegram, 821)
+    async with running(db, telegram):
+        await wait_until_drained(db)
+        await asyncio.sleep(0.3)  # more rounds of the worker: no retry may follow
+    [(_, status, error), (_, other_status, _)] = await statuses(db)
+    assert status == "failed" and reason in error
+    assert other_status == "sent"
+    assert len(telegram.of("sendMessage", 821)) == 1
+    async with db.transaction() as conn:
+        reachable = dict((await conn.execute(select(users.c.id, users.c.reachable))).all())
+    assert reachable == {821: False, 822: True}
+
+
+async def test_one_message_per_second_per_chat(db: Database, telegram: FakeTelegram) -> None:
+    await add_user(db, 831, "en", system_clock())
+    for n in range(3):
+        await queue_payment_notice(db, 831, n + 1, system_clock())
+    async with running(db, telegram):
+        await wait_until_drained(db)
+    calls = telegram.delivered(831)
+    assert len(calls) == 3
+    assert all(later.at - earlier.at >= 0.95 for earlier, later in itertools.pairwise(calls))
+
+
+async def test_the_total_rate_never_exceeds_the_setting(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    chats = range(840, 880)
+    for chat in chats:
+        await add_user(db, chat, "en", system_clock())
+        await queue_payment_notice(db, chat, 1, system_clock())
+    async with running(db, telegram, rate=20):
+        await wait_until_drained(db)
+    times = sorted(call.at for call in telegram.delivered())
+    assert len(times) == 40
+    # Any one-second window holds at most 20 sends (+1 for where the window's edge falls).
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 21
+
+
+async def test_two_instances_take_each_notice_exactly_once(
+    database_url: str, telegram: FakeTelegram
+) -> None:
+    first, second = await Database.connect(database_url), await Database.connect(database_url)
+    try:
+        chats = range(900, 960)
+        for chat in chats:
+            await add_user(first, chat, "en", system_clock())
+            await queue_payment_notice(first, chat, 1, system_clock())
+        async with running(first, telegram), running(second, telegram):
+            await wait_until_drained(first)
+        assert sorted(call.params["chat_id"] for call in telegram.of("sendMessage")) == list(chats)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_notice_whose_lease_ran_out_while_waiting_is_not_sent(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    await add_user(db, 851, "en", system_clock())
+    await queue_payment_notice(db, 851, 1, system_clock())
+    bot = fake_bot(telegram)
+    notifier = Notifier(db, bot, create_i18n("uz"), system_clock, Pacer(30))
+    try:
+        async with db.transaction() as conn:
+            [notice] = await outbox.claim_due(conn, to_datetime(system_clock()), 10, notifier.lease)
+        await notifier.deliver(notice, lease_ends=time.monotonic() - 1)
+    finally:
+        await bot.session.close()
+    assert telegram.of("sendMessage") == []
+    assert [status for _, status, _ in await statuses(db)] == ["pending"]

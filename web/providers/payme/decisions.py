@@ -1,0 +1,278 @@
+"""Payme's decision tables: one locked transaction per Merchant API call.
+
+The decision tables are docs/providers/payme.md §5.1 and §5.2. Every writing method first
+locks the order row (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on PostgreSQL)
+and re-reads the transaction under that lock, so repeated or concurrent calls with one
+Payme id see each other's effects and give one row and one effect. Crediting and
+refunding go through `db.billing`, the path Click shares.
+
+Results are `Outcome`s plus the stored row, never wire codes: turning them into
+JSON-RPC errors and results is the protocol module's job (`methods.py`). Some refusals
+still change state (a transaction past its 12 hours is cancelled with reason 4, and
+§5.1 step 5 is committed even if the request then fails), so those are returned, not
+raised, and the transaction commits.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.billing import credit_payment, refund_payment
+from db.database import Database
+from db.orders import Order, get_order, get_order_by_id
+from db.payments import (
+    Payment,
+    find_payment,
+    insert_once,
+    payment_from_row,
+    update_payment,
+)
+from db.schema import orders, payments
+from db.states import OrderStatus, PaymentState
+from db.tariffs import Tariff
+from db.users import get_user
+
+NAME = "payme"  # payments.provider of Payme's rows
+TIMEOUT_MS = 43_200_000  # 12 hours, counted from Payme's `time` (D10)
+
+# Payme's states of a transaction, from our payment states.
+STATES = {
+    PaymentState.PENDING: 1,
+    PaymentState.PAID: 2,
+    PaymentState.CANCELLED: -1,
+    PaymentState.REFUNDED: -2,
+}
+
+REASON_EXECUTION_ERROR = 3
+REASON_TIMEOUT = 4
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    ORDER_NOT_FOUND = "order_not_found"  # -31050
+    WRONG_AMOUNT = "wrong_amount"  # -31001
+    ORDER_PAID = "order_paid"  # -31051
+    ORDER_CLOSED = "order_closed"  # -31052
+    ORDER_BUSY = "order_busy"  # -31008 (a)
+    EXPIRED = "expired"  # -31008 (b)
+    CONFLICT = "conflict"  # -31008 (c)
+    NOT_FOUND = "not_found"  # -31003
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    payment: Payment | None = None
+    order: Order | None = None
+    language: str | None = None  # the order user's, for the fiscal receipt title
+
+
+def payme_state(payment: Payment) -> int:
+    return STATES[payment.state]
+
+
+async def check_perform(db: Database, mti: str, amount: int, now_ms: int) -> Result:
+    """CheckPerformTransaction: may this order be paid with this amount now? (§5.1)"""
+    async with db.transaction() as conn:
+        order = await get_order(conn, mti, lock=True)
+        refusal = await _order_checks(conn, order, amount, now_ms, payme_time=None)
+        if refusal is not None:
+            return refusal
+        assert order is not None
+        user = await get_user(conn, order.user_id)
+        return Result(Outcome.OK, order=order, language=user.language if user else None)
+
+
+async def create(
+    db: Database, payme_id: str, payme_time: int, amount: int, mti: str, now_ms: int, test: bool
+) -> Result:
+    """CreateTransaction: a new state-1 transaction, or the stored one on a repeat."""
+    async with db.transaction() as conn:
+        existing = await find_payment(conn, NAME, payme_id)
+        order = (
+            await get_order_by_id(conn, existing.order_id, lock=True)
+            if existing
+            else await get_order(conn, mti, lock=True)
+        )
+        # Re-read under the order lock: a concurrent Create may have inserted it meanwhile.
+        existing = await find_payment(conn, NAME, payme_id)
+        if existing is not None:
+            return await _repeated_create(conn, existing, amount, mti, now_ms)
+        refusal = await _order_checks(conn, order, amount, now_ms, payme_time=payme_time)
+        if refusal is not None:
+            return refusal
+        assert order is not None
+        inserted = await insert_once(
+            conn,
+            provider=NAME,
+            provider_id=payme_id,
+            order_id=order.id,
+            amount=order.amount,
+            state=PaymentState.PENDING,
+            test=test,
+            payme_time=payme_time,
+            create_time=now_ms,
+        )
+        if inserted is None:
+            # The same Payme id was created meanwhile for another order (a different
+            # order lock): the stored transaction decides, as for any repeat.
+            raced = await find_payment(conn, NAME, payme_id)
+            assert raced is not None, "the unique constraint fired, so the row exists"
+            return await _repeated_create(conn, raced, amount, mti, now_ms)
+        return Result(Outcome.OK, inserted, order)
+
+
+async def perform(
+    db: Database, payme_id: str, tariffs: Mapping[str, Tariff], now_ms: int
+) -> Result:
+    """PerformTransaction: credit the order once; repeats return the stored result."""
+    async with db.transaction() as conn:
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
+            return Result(Outcome.NOT_FOUND)
+        payment, order = found
+        if payment.state == PaymentState.PAID:
+            return Result(Outcome.OK, payment, order)
+        if payment.state != PaymentState.PENDING:
+            return Result(Outcome.CONFLICT, payment, order)
+        if now_ms - (payment.payme_time or 0) > TIMEOUT_MS:
+            await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
+            return Result(Outcome.EXPIRED)
+        if order.status != OrderStatus.PENDING:
+            # D11: an order is paid once; close this attempt so no state 1 is left over.
+            await _cancel(conn, payment, REASON_EXECUTION_ERROR, now_ms)
+            return Result(Outcome.CONFLICT)
+        await credit_payment(conn, payment, order, tariffs, now_ms)
+        return Result(Outcome.OK, await _reread(conn, payment), order)
+
+
+async def cancel(db: Database, payme_id: str, reason: int, now_ms: int) -> Result:
+    """CancelTransaction: before perform the order stays payable (D8); after perform it
+    is a refund (D9). A cancelled transaction returns its stored result unchanged."""
+    async with db.transaction() as conn:
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
+            return Result(Outcome.NOT_FOUND)
+        payment, order = found
+        if payment.state == PaymentState.PENDING:
+            await _cancel(conn, payment, reason, now_ms)
+        elif payment.state == PaymentState.PAID:
+            await refund_payment(conn, payment, order, now_ms, reason)
+        return Result(Outcome.OK, await _reread(conn, payment), order)
+
+
+async def check(db: Database, payme_id: str) -> Result:
+    """CheckTransaction: read only, even for an expired state 1 (§5.2), so it takes no
+    write lock."""
+    async with db.read() as conn:
+        payment = await find_payment(conn, NAME, payme_id)
+        return Result(Outcome.OK, payment) if payment else Result(Outcome.NOT_FOUND)
+
+
+async def statement(db: Database, start: int, end: int) -> list[tuple[Payment, str]]:
+    """GetStatement: every Payme transaction with start <= time <= end, by time then id."""
+    query = (
+        select(payments, orders.c.merchant_trans_id)
+        .join(orders, orders.c.id == payments.c.order_id)
+        .where(
+            and_(
+                payments.c.provider == NAME,
+                payments.c.payme_time >= start,
+                payments.c.payme_time <= end,
+            )
+        )
+        .order_by(payments.c.payme_time, payments.c.id)
+    )
+    # A read snapshot: a long statement must not hold up Performs queued for the writer.
+    async with db.read() as conn:
+        rows = await conn.execute(query)
+        return [(payment_from_row(row), row.merchant_trans_id) for row in rows]
+
+
+async def set_fiscal_data(
+    db: Database, payme_id: str, kind: str, fiscal_data: dict[str, Any]
+) -> Result:
+    """SetFiscalData: the receipt Payme made, kept per payment and type (a repeat replaces)."""
+    async with db.transaction() as conn:
+        # The order lock, as for every writer: a PERFORM and a CANCEL receipt arriving
+        # together would otherwise both read the old JSON and one would be lost.
+        found = await _locked_transaction(conn, payme_id)
+        if found is None:
+            return Result(Outcome.NOT_FOUND)
+        payment, _order = found
+        stored = dict(payment.fiscal_data or {})
+        stored[kind] = fiscal_data
+        await update_payment(conn, payment.id, fiscal_data=stored)
+        return Result(Outcome.OK, payment)
+
+
+async def _order_checks(
+    conn: AsyncConnection, order: Order | None, amount: int, now_ms: int, payme_time: int | None
+) -> Result | None:
+    """§5.1 steps 1-6 on a locked order; None when the order may be paid."""
+    if order is None:
+        return Result(Outcome.ORDER_NOT_FOUND)
+    if amount != order.amount:
+        return Result(Outcome.WRONG_AMOUNT)
+    if order.status == OrderStatus.PAID:
+        return Result(Outcome.ORDER_PAID)
+    if order.status != OrderStatus.PENDING:
+        return Result(Outcome.ORDER_CLOSED)
+    if payme_time is not None and now_ms - payme_time > TIMEOUT_MS:
+        return Result(Outcome.EXPIRED)
+    active = await conn.execute(
+        select(payments).where(
+            payments.c.order_id == order.id,
+            payments.c.provider == NAME,
+            payments.c.state == PaymentState.PENDING,
+        )
+    )
+    blocking = False
+    for row in active:
+        payment = payment_from_row(row)
+        if now_ms - (payment.payme_time or 0) > TIMEOUT_MS:
+            await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
+        else:
+            blocking = True
+    return Result(Outcome.ORDER_BUSY) if blocking else None
+
+
+async def _repeated_create(
+    conn: AsyncConnection, payment: Payment, amount: int, mti: str, now_ms: int
+) -> Result:
+    order = await get_order_by_id(conn, payment.order_id)
+    if payment.amount != amount or order.merchant_trans_id != mti:
+        return Result(Outcome.CONFLICT)
+    if payment.state != PaymentState.PENDING:
+        return Result(Outcome.CONFLICT)
+    if now_ms - (payment.payme_time or 0) > TIMEOUT_MS:
+        await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
+        return Result(Outcome.EXPIRED)
+    return Result(Outcome.OK, payment, order)
+
+
+async def _locked_transaction(conn: AsyncConnection, payme_id: str) -> tuple[Payment, Order] | None:
+    payment = await find_payment(conn, NAME, payme_id)
+    if payment is None:
+        return None
+    order = await get_order_by_id(conn, payment.order_id, lock=True)
+    return await _reread(conn, payment), order
+
+
+async def _reread(conn: AsyncConnection, payment: Payment) -> Payment:
+    fresh = await find_payment(conn, NAME, payment.provider_id)
+    assert fresh is not None
+    return fresh
+
+
+async def _cancel(conn: AsyncConnection, payment: Payment, reason: int, now_ms: int) -> None:
+    """State 1 -> -1: only this attempt ends; the order stays payable (D8)."""
+    await update_payment(
+        conn, payment.id, state=PaymentState.CANCELLED, cancel_time=now_ms, cancel_reason=reason
+    )
