@@ -18,14 +18,16 @@ def languages(selected: str) -> InlineKeyboardMarkup:
     for code, name in LANGUAGE_NAMES.items():
         mark = "✅ " if code == selected else ""
         builder.button(text=mark + name, callback_data=LanguageCallback(code=code))
-    return builder.adjust(3).as_markup()
+    builder.adjust(3)
+    return builder.as_markup()
 
 
 def main_menu() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("💳 Tariffs"), callback_data=MenuCallback(action="tariffs"))
     builder.button(text=_("📅 My plan"), callback_data=MenuCallback(action="myplan"))
-    return builder.adjust(2).as_markup()
+    builder.adjust(2)
+    return builder.as_markup()
 
 
 def tariffs(items: Iterable[Tariff]) -> InlineKeyboardMarkup:
@@ -37,7 +39,8 @@ def tariffs(items: Iterable[Tariff]) -> InlineKeyboardMarkup:
             ),
             callback_data=BuyCallback(tariff=tariff.code),
         )
-    return builder.adjust(1).as_markup()
+    builder.adjust(1)
+    return builder.as_markup()
 
 
 def pay(buttons: Iterable[tuple[str, str]]) -> InlineKeyboardMarkup:
@@ -45,7 +48,8 @@ def pay(buttons: Iterable[tuple[str, str]]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for title, url in buttons:
         builder.button(text=_("Pay with {provider}").format(provider=title), url=url)
-    return builder.adjust(1).as_markup()
+    builder.adjust(1)
+    return builder.as_markup()
 
 
 def buy() -> InlineKeyboardMarkup:

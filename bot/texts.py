@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
+from db.clock import TASHKENT
 from db.tariffs import Tariff, tariff_name
 
-TASHKENT = ZoneInfo("Asia/Tashkent")
 LANGUAGE_NAMES = {"uz": "O'zbekcha", "ru": "Русский", "en": "English"}
 
 

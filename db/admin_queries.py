@@ -182,7 +182,7 @@ async def revenue(conn: AsyncConnection, since_ms: int) -> Revenue:
     )
     by_provider: dict[str, int] = {}
     by_tariff: dict[str, int] = {}
-    for provider, tariff, amount in await conn.execute(query):
+    for provider, tariff, amount in (await conn.execute(query)).tuples():
         by_provider[provider] = by_provider.get(provider, 0) + int(amount)
         by_tariff[tariff] = by_tariff.get(tariff, 0) + int(amount)
     return Revenue(sum(by_provider.values()), by_provider, by_tariff)
@@ -204,7 +204,8 @@ async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, 
         .where(users.c.tariff_expires_at > now, users.c.tariff.is_not(None))
         .group_by(users.c.tariff)
     )
-    return {tariff: int(count) for tariff, count in await conn.execute(query)}
+    rows = (await conn.execute(query)).tuples()
+    return {str(tariff): int(count) for tariff, count in rows}
 
 
 async def daily_revenue(conn: AsyncConnection, since_ms: int, utc_offset_ms: int) -> dict[int, int]:
@@ -215,4 +216,5 @@ async def daily_revenue(conn: AsyncConnection, since_ms: int, utc_offset_ms: int
         .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
         .group_by(day)
     )
-    return {int(number): int(amount) for number, amount in await conn.execute(query)}
+    rows = (await conn.execute(query)).tuples()
+    return {int(number): int(amount) for number, amount in rows}

@@ -109,7 +109,7 @@ async def claim_due(
     )
     if exclude:
         query = query.where(notifications.c.id.not_in(list(exclude)))
-    ids = list((await conn.execute(query)).scalars())
+    ids: list[int] = list((await conn.execute(query)).scalars())
     if not ids:
         return []
     await conn.execute(

@@ -10,7 +10,8 @@ import sys
 from aiohttp import web
 from dotenv import load_dotenv
 
-from web.settings import Settings, SettingsError, load_settings
+from web.env import SettingsError
+from web.settings import Settings, load_settings
 
 SHUTDOWN_TIMEOUT = 20  # Render kills 30 s after SIGTERM
 

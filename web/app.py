@@ -125,6 +125,7 @@ def create_app(
         i18n=i18n,
         default_language=settings.default_language,
         callback_log=app[CALLBACK_LOG],
+        admin_ids=settings.admin_ids,
     )
     for provider in providers:
         provider.routes(settings.providers.get(provider.name), services).register(app)

@@ -31,11 +31,10 @@ from bot.admin import views as admin_views
 from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment
 from bot.admin.search import BadQuery, date_range, day_start_ms, month_range, parse_query
 from bot.payment_methods import PaymentMethod
-from bot.texts import TASHKENT
 from db import admin_queries
 from db.admin_queries import Filters, PaymentLine
 from db.billing import refund_payment
-from db.clock import Clock, to_datetime
+from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
 from db.database import Database
 from db.money import som_decimal
 from db.orders import get_order_by_id
@@ -45,7 +44,6 @@ from db.users import User
 
 PAGE_SIZE = 10
 DAY_MS = 86_400_000
-TASHKENT_OFFSET_MS = 5 * 3_600_000  # Uzbekistan keeps UTC+5 all year
 CSV_HEADER = (
     "payment_id", "created_at", "provider", "provider_id", "click_paydoc_id",
     "merchant_trans_id", "user_id", "username", "tariff", "amount_som", "state",
@@ -192,11 +190,13 @@ async def record_reversal(
         payment = await get_payment(conn, callback_data.payment_id)
         order = await get_order_by_id(conn, payment.order_id, lock=True) if payment else None
         payment = await get_payment(conn, callback_data.payment_id)  # re-read under the lock
-        done = payment is not None and order is not None
-        reversible = manual_reversal(payment_methods)
-        done = done and payment.provider in reversible and payment.state == PaymentState.PAID
-        if done:
-            assert payment is not None and order is not None
+        done = (
+            payment is not None
+            and order is not None
+            and payment.provider in manual_reversal(payment_methods)
+            and payment.state == PaymentState.PAID
+        )
+        if payment is not None and order is not None and done:
             await refund_payment(conn, payment, order, now_ms, None)
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)

@@ -12,12 +12,12 @@ import re
 from collections.abc import Collection
 from datetime import date, datetime, time, timedelta
 
-from bot.texts import TASHKENT
 from db.admin_queries import Filters
-from db.clock import to_ms
+from db.clock import TASHKENT, to_ms
+from db.states import PaymentState
 from db.tariffs import TARIFF_CODES
 
-STATES = ("paid", "pending", "cancelled", "refunded")
+STATES = frozenset(PaymentState)
 DATE_RANGE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:\.\.([0-9]{4}-[0-9]{2}-[0-9]{2}))?")
 
 

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from html import escape
 
+from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from bot.texts import format_moment, format_som
 from db.admin_queries import PaymentLine, Revenue
 from db.clock import to_datetime
+from db.states import PaymentState
 from db.tariffs import tariff_name
 
 
 def state_name(state: str) -> str:
-    return {
-        "paid": _("paid"),
-        "pending": _("pending"),
-        "cancelled": _("cancelled"),
-        "refunded": _("refunded"),
-    }.get(state, state)
+    names: dict[str, str] = {
+        PaymentState.PAID: _("paid"),
+        PaymentState.PENDING: _("pending"),
+        PaymentState.CANCELLED: _("cancelled"),
+        PaymentState.REFUNDED: _("refunded"),
+    }
+    return names.get(state, state)
 
 
 def who(line: PaymentLine) -> str:
     handle = f" @{line.username}" if line.username else ""
-    return f"{escape(line.first_name)}{handle} ({line.user_id})"
+    return f"{html.quote(line.first_name)}{handle} ({line.user_id})"
 
 
 def payment_row(number: int, line: PaymentLine, titles: Mapping[str, str]) -> str:
@@ -42,7 +44,7 @@ def payment_row(number: int, line: PaymentLine, titles: Mapping[str, str]) -> st
 
 
 def payments_page(lines: Sequence[PaymentLine], offset: int, titles: Mapping[str, str]) -> str:
-    paid = sum(line.amount for line in lines if line.state == "paid")
+    paid = sum(line.amount for line in lines if line.state == PaymentState.PAID)
     header = _("Payments {first}–{last}: {total} in all, {paid} paid").format(
         first=offset + 1,
         last=offset + len(lines),
@@ -75,14 +77,14 @@ def payment_details(line: PaymentLine, now: datetime, titles: Mapping[str, str])
     parts = [
         _("Payment #{id}").format(id=line.id) + (" [TEST]" if line.test else ""),
         f"{titles.get(line.provider, line.provider)} · {state_name(line.state)}",
-        f"{provider_id}: <code>{escape(line.provider_id)}</code>",
+        f"{provider_id}: {html.code(html.quote(line.provider_id))}",
     ]
     if line.click_paydoc_id is not None:
         parts.append(f"click_paydoc_id: <code>{line.click_paydoc_id}</code>")
     parts += [
         _("Amount: {amount}").format(amount=format_som(line.amount)),
         _("Order: {order} ({status}), {tariff}").format(
-            order=f"<code>{escape(line.merchant_trans_id)}</code>",
+            order=html.code(html.quote(line.merchant_trans_id)),
             status=state_name(line.order_status),
             tariff=tariff_name(line.tariff),
         ),
@@ -93,7 +95,7 @@ def payment_details(line: PaymentLine, now: datetime, titles: Mapping[str, str])
     ]
     reason = line.cancel_note or (str(line.cancel_reason) if line.cancel_reason else None)
     if reason:
-        parts.append(_("Cancel reason: {reason}").format(reason=escape(reason)))
+        parts.append(_("Cancel reason: {reason}").format(reason=html.quote(reason)))
     if line.granted_days:
         parts.append(_("Days granted: {days}").format(days=line.granted_days))
     parts.append(_("User's plan now: {plan}").format(plan=plan))

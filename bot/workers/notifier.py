@@ -61,7 +61,7 @@ class Backoff:
     cap: float = 60.0
 
     def delay(self, failures: int) -> float:
-        return min(self.base * 2 ** min(failures, 30), self.cap)
+        return min(self.base * 2.0 ** min(failures, 30), self.cap)
 
 
 class Notifier:

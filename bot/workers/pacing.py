@@ -116,7 +116,7 @@ class ReplyPacing(BaseRequestMiddleware):
         chat_id = getattr(method, "chat_id", None)
         is_message = method.__api_method__.startswith("send") and isinstance(chat_id, int)
         replying = is_message and not PACED.get()
-        if replying:
+        if replying and isinstance(chat_id, int):
             self.pacer.reserve(chat_id)
         try:
             return await make_request(bot, method)

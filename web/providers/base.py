@@ -35,6 +35,7 @@ class Services:
     i18n: I18n
     default_language: str
     callback_log: CallbackLog
+    admin_ids: frozenset[int]  # who is alerted about money at risk (db/admin_alerts.py)
 
 
 class Routes(Protocol):

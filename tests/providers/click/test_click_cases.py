@@ -20,6 +20,7 @@ from sqlalchemy import insert, update
 from db.clock import to_datetime
 from db.schema import orders, payments
 from tests.conftest import FakeClock
+from tests.fake_telegram import FakeTelegram
 from tests.providers.click.helpers import (
     SECRET,
     ClickCaller,
@@ -197,13 +198,71 @@ async def test_unknown_orders_get_minus_5(click: ClickCaller) -> None:
         await refused(click, "/click/complete", complete_fields(mti, T, 1), failed(-5, T, mti))
 
 
-async def test_wrong_action_gets_minus_3(click: ClickCaller) -> None:
-    prep = prepare_fields(MTI, T, action="1")
-    await refused(click, "/click/prepare", prep, failed(-3, T, MTI))
-    comp = complete_fields(MTI, T, 17, action="0")
-    await refused(click, "/click/complete", comp, failed(-3, T, MTI))
+async def test_wrong_route_gets_minus_3(click: ClickCaller) -> None:
+    """A3: the received `action` picks the formula, so swapped cabinet URLs read as -3."""
+    complete_on_prepare = complete_fields(MTI, T, 17)  # a real Complete, Complete's formula
+    await refused(click, "/click/prepare", complete_on_prepare, failed(-3, T, MTI))
+    prepare_on_complete = prepare_fields(MTI, T)  # a real Prepare: no merchant_prepare_id
+    await refused(click, "/click/complete", prepare_on_complete, failed(-3, T, MTI))
+    # action=0 signed with the Complete formula is a wrong signature, not a wrong route.
+    mixed = complete_fields(MTI, T, 17, action="0")
+    await refused(click, "/click/complete", mixed, failed(-1, T, MTI))
+    # An unknown action is checked with the route's own formula, then -3.
     other = prepare_fields(MTI, T, action="2")
     await refused(click, "/click/prepare", other, failed(-3, T, MTI))
+    other = complete_fields(MTI, T, 17, action="2")
+    await refused(click, "/click/complete", other, failed(-3, T, MTI))
+
+
+async def test_cancel_after_a_refused_prepare_gets_minus_9(click: ClickCaller) -> None:
+    """A2: merchant_prepare_id 0, empty, of no payment of the order, or of an unknown order,
+    with error<0: -9 and nothing changes. The same ids with error=0 keep -6 / -5 / -8."""
+    other = await make_order(click.db, 777, mti="777_PLUS_1730034567")
+    theirs = (await click.prepare(other.merchant_trans_id, T + 1))["merchant_prepare_id"]
+    for prepare_id, mti in ((0, MTI), ("", MTI), (theirs, MTI), (999_999, MTI), ("", "Demo")):
+        body = complete_fields(mti, T, prepare_id, error="-5017", error_note="Refused")
+        await refused(click, "/click/complete", body, failed(-9, T, mti))
+    await refused(click, "/click/complete", complete_fields(MTI, T, 0), failed(-6, T, MTI))
+    await refused(click, "/click/complete", complete_fields(MTI, T, ""), failed(-8))
+    body = complete_fields("Demo", T, 0)
+    await refused(click, "/click/complete", body, failed(-5, T, "Demo"))
+    missing = complete_fields(MTI, T, 0, error="-5017")
+    del missing["merchant_prepare_id"]
+    await refused(click, "/click/complete", missing, failed(-8))
+
+
+async def test_cancel_on_a_paid_payment_alerts_every_admin_once(
+    make_settings: Any, clock: FakeClock, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    """A1: -9, nothing changes, each admin gets one alert with the ids, the log line is
+    marked."""
+    log_file = tmp_path / "callbacks.log"
+    settings = make_settings(
+        ADMIN_IDS="900001,900002", CALLBACK_LOG_FILE=str(log_file), DEFAULT_LANGUAGE="en"
+    )
+    app = create_app(settings, clock=clock, handle_in_background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        click = ClickCaller(client)
+        await make_order(click.db, 123456, mti=MTI)
+        prepare_id = (await click.prepare(MTI, T))["merchant_prepare_id"]
+        assert await click.complete(MTI, T, prepare_id) == ok_complete(T, MTI, prepare_id)
+        before = await payment(click.db, prepare_id)
+        for _ in range(3):
+            answer = await click.complete(MTI, T, prepare_id, error="-5017")
+            assert answer == failed(-9, T, MTI)
+        assert await payment(click.db, prepare_id) == before
+        order, user = await load(click.db, MTI, 123456)
+        assert (order.status, user.tariff) == ("paid", "PLUS")
+        for admin in (900001, 900002):
+            alert = await telegram.wait_for(
+                "sendMessage", lambda c, a=admin: c.params["chat_id"] == a
+            )
+            assert f"Payment #{prepare_id}" in alert.text and str(T) in alert.text
+            assert MTI in alert.text and "error -5017" in alert.text
+    for admin in (900001, 900002):
+        assert len(telegram.of("sendMessage", admin)) == 1
+    lines = [json.loads(line) for line in log_file.read_text("utf-8").splitlines()]
+    assert [line.get("alert") for line in lines] == [None, None, *["cancel_on_paid"] * 3]
 
 
 async def test_wrong_prepare_ids_get_minus_6(click: ClickCaller) -> None:

@@ -1,4 +1,4 @@
-"""Click's 15 certification scenarios (reference §8), in order, state carried over."""
+"""Click's 15 certification scenarios (§8, row 8 as amended by A1), in order, state carried over."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tests.providers.click.helpers import (
 )
 
 T1, T2, T3 = 2854711398, 2854711399, 2854711400
+ADMIN = 900001  # ADMIN_IDS of the test settings
 BAD_SIGNATURE = {"sign_string": "0" * 32}
 
 
@@ -79,11 +80,18 @@ async def test_certification_matrix(client: TestClient, clock: FakeClock) -> Non
     assert await click.complete(a.merchant_trans_id, T1, p1) == failed(-4, T1, a.merchant_trans_id)
     assert await snapshot(db) == before
 
-    # 8. Complete P1, error=-5017 -> -4 (D1): still paid, tariff kept
-    assert await click.complete(a.merchant_trans_id, T1, p1, error="-5017") == failed(
-        -4, T1, a.merchant_trans_id
-    )
-    assert await snapshot(db) == before
+    # 8. Complete P1, error=-5017 -> -9 (A1): still paid, tariff kept, admins told once
+    for _ in range(2):
+        assert await click.complete(a.merchant_trans_id, T1, p1, error="-5017") == failed(
+            -9, T1, a.merchant_trans_id
+        )
+    after = await snapshot(db)
+    assert (after["orders"], after["payments"]) == (before["orders"], before["payments"])
+    assert [row for row in after["users"] if row[0] != ADMIN] == before["users"]
+    [alert] = await notices(db, ADMIN)
+    assert alert.kind == "admin_alert" and alert.payload["alert"] == "click_cancel_on_paid"
+    assert (alert.payload["payment_id"], alert.payload["click_trans_id"]) == (p1, str(T1))
+    before = after
 
     # 9. Prepare B, T2 -> 0, P2 prepared
     answer = await click.prepare(b.merchant_trans_id, T2)

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from aiohttp.test_utils import TestClient
 
-from bot.texts import TASHKENT
-from db.clock import to_datetime
+from db.clock import TASHKENT, to_datetime
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
 from tests.providers.payme.helpers import PaymeCaller, account

@@ -13,12 +13,14 @@ notes is the protocol module's job (`protocol.py`).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.admin_alerts import CLICK_CANCEL_ON_PAID, alert_admins
 from db.billing import credit_payment
+from db.clock import to_datetime
 from db.database import Database
 from db.orders import Order, get_order
 from db.payments import Payment, find_payment, get_payment, insert_once, update_payment
@@ -41,6 +43,7 @@ class Outcome(enum.Enum):
     NO_PAYMENT = "no_payment"
     CANCELLED = "cancelled"
     FOREIGN_ATTEMPT = "foreign_attempt"  # a click_trans_id already used for another order
+    CANCEL_ON_PAID = "cancel_on_paid"  # A1: error<0 on credited money; admins are told
 
 
 @dataclass(frozen=True)
@@ -94,22 +97,36 @@ async def prepare(db: Database, attempt: Attempt, now_ms: int) -> Result:
 
 
 async def complete(
-    db: Database, attempt: Attempt, prepare_id: int, tariffs: Mapping[str, Tariff], now_ms: int
+    db: Database,
+    attempt: Attempt,
+    prepare_id: int | None,
+    tariffs: Mapping[str, Tariff],
+    now_ms: int,
+    admin_ids: Collection[int],
 ) -> Result:
-    """Settle a prepared payment (steps 4-10): cancel it, or credit it exactly once."""
+    """Settle a prepared payment (steps 4-10): cancel it, or credit it exactly once.
+
+    `prepare_id` is None when Click sent it empty with `error<0` (A2).
+    """
     async with db.transaction() as conn:
         order = await _locked_order(conn, attempt.merchant_trans_id)
-        if order is None:
-            return Result(Outcome.NO_ORDER)
-        payment = await get_payment(conn, prepare_id) if prepare_id <= MAX_PAYMENT_ID else None
+        payment = None
+        if order is not None and prepare_id and prepare_id <= MAX_PAYMENT_ID:
+            payment = await get_payment(conn, prepare_id)
         if (
-            payment is None
+            order is None
+            or payment is None
             or payment.provider != NAME
             or payment.order_id != order.id
             or payment.provider_id != str(attempt.click_trans_id)
         ):
-            return Result(Outcome.NO_PAYMENT)
+            if attempt.error < 0:
+                return Result(Outcome.CANCELLED)  # A2: a cancel after a refused Prepare
+            return Result(Outcome.NO_ORDER if order is None else Outcome.NO_PAYMENT)
         if payment.state == PaymentState.PAID:
+            if attempt.error < 0:
+                await _alert_cancel_on_paid(conn, admin_ids, attempt, payment, order, now_ms)
+                return Result(Outcome.CANCEL_ON_PAID, payment.id)
             return Result(Outcome.ALREADY_PAID)
         if payment.state != PaymentState.PENDING:
             return Result(Outcome.CANCELLED)
@@ -127,6 +144,32 @@ async def complete(
         # Credited even if the order was paid meanwhile (D8): Click has taken the money.
         await credit_payment(conn, payment, order, tariffs, now_ms)
         return Result(Outcome.OK, payment.id)
+
+
+async def _alert_cancel_on_paid(
+    conn: AsyncConnection,
+    admin_ids: Collection[int],
+    attempt: Attempt,
+    payment: Payment,
+    order: Order,
+    now_ms: int,
+) -> None:
+    """A1: Click claims a failure on money we credited; nothing changes, admins check it."""
+    await alert_admins(
+        conn,
+        admin_ids,
+        CLICK_CANCEL_ON_PAID,
+        {
+            "payment_id": payment.id,
+            "click_trans_id": payment.provider_id,
+            "click_paydoc_id": payment.click_paydoc_id,
+            "order": order.merchant_trans_id,
+            "amount": payment.amount,
+            "error": attempt.error,
+        },
+        to_datetime(now_ms),
+        key=str(payment.id),
+    )
 
 
 def cancel_note(attempt: Attempt) -> str:

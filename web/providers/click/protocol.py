@@ -53,6 +53,7 @@ CODES = {
     decisions.Outcome.NO_PAYMENT: NO_TRANSACTION,
     decisions.Outcome.CANCELLED: CANCELLED,
     decisions.Outcome.FOREIGN_ATTEMPT: BAD_REQUEST,  # D9
+    decisions.Outcome.CANCEL_ON_PAID: CANCELLED,  # A1
 }
 
 # §3 formats. `[0-9]`, never `\d` (which takes any Unicode digit), and always with
@@ -81,6 +82,12 @@ class Route:
     def is_complete(self) -> bool:
         return self.action == "1"
 
+    def signs_as_complete(self, action: str) -> bool:
+        """Which formula checks a request (A3): the received `action` chooses, so that a
+        correctly signed request on the other route is told `-3`, not `-1`; an unknown
+        `action` is checked with this route's own formula."""
+        return {"0": False, "1": True}.get(action, self.is_complete)
+
 
 PREPARE = Route("/click/prepare", "0", "merchant_prepare_id")
 COMPLETE = Route("/click/complete", "1", "merchant_confirm_id")
@@ -95,8 +102,10 @@ class ClickRequest:
     service_id: str
     click_paydoc_id: int
     merchant_trans_id: str
-    merchant_prepare_id: int | None  # Complete only (D2: a Prepare's is ignored)
-    merchant_prepare_id_raw: str
+    # Complete only (D2: a Prepare's is ignored); None when Click sent it empty with
+    # error<0, a cancel after a refused Prepare (A2).
+    merchant_prepare_id: int | None
+    merchant_prepare_id_raw: str  # as received, for Complete's signature formula (A3)
     amount: str
     action: str
     error: int
@@ -139,9 +148,13 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def parse_request(fields: dict[str, str], *, complete: bool) -> ClickRequest:
-    """Validate the fields of §3 for the route; raises `Malformed` (`-8`)."""
-    required = REQUIRED + (("merchant_prepare_id",) if complete else ()) + REQUIRED_TOO
-    for name in required:
+    """Validate the fields of §3 for the route; raises `Malformed` (`-8`).
+
+    On the Complete route `merchant_prepare_id` is required unless the request is a
+    Prepare (`action=0`, answered `-3` once signed, A3); it may be empty only with
+    `error<0`, a cancel after a refused Prepare (A2).
+    """
+    for name in REQUIRED + REQUIRED_TOO:
         if not fields.get(name):
             raise Malformed(f"{name} is missing or empty")
     amount, error = fields["amount"], fields["error"]
@@ -151,14 +164,20 @@ def parse_request(fields: dict[str, str], *, complete: bool) -> ClickRequest:
         raise Malformed("error is not zero or a negative number")
     if not ID.fullmatch(fields["service_id"]):
         raise Malformed("service_id is not a number")
+    prepare_id: int | None = None
+    if complete and fields["action"] != "0":
+        if "merchant_prepare_id" not in fields:
+            raise Malformed("merchant_prepare_id is missing")
+        if fields["merchant_prepare_id"] or int(error) == 0:
+            prepare_id = _bigint(fields, "merchant_prepare_id")
     return ClickRequest(
         click_trans_id=_bigint(fields, "click_trans_id"),
         click_trans_id_raw=fields["click_trans_id"],
         service_id=fields["service_id"],
         click_paydoc_id=_bigint(fields, "click_paydoc_id"),
         merchant_trans_id=fields["merchant_trans_id"],
-        merchant_prepare_id=_bigint(fields, "merchant_prepare_id") if complete else None,
-        merchant_prepare_id_raw=fields.get("merchant_prepare_id", "") if complete else "",
+        merchant_prepare_id=prepare_id,
+        merchant_prepare_id_raw=fields.get("merchant_prepare_id", ""),
         amount=amount,
         action=fields["action"],
         error=int(error),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from web.providers.click.protocol import (
 from web.providers.click.settings import ClickSettings
 
 log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Handled:
     answer: dict[str, Any]
     fields: dict[str, str] | None = None
     sign_ok: bool | None = None
+    alert: str | None = None  # marks the log line of a call admins are told about (A1)
 
 
 class ClickRoutes:
@@ -72,7 +75,8 @@ class ClickRoutes:
             request = parse_request(fields, complete=route.is_complete)
         except Malformed:
             return Handled(answer(BAD_REQUEST), fields)
-        sign_ok = signature_matches(request, self.settings, complete=route.is_complete)
+        formula = route.signs_as_complete(request.action)
+        sign_ok = signature_matches(request, self.settings, complete=formula)
         if not sign_ok:
             return Handled(answer(SIGN_FAILED, request), fields, sign_ok)
         if request.action != route.action:
@@ -80,20 +84,28 @@ class ClickRoutes:
         db, tariffs = self.services.db, self.services.tariffs
         try:
             if route.is_complete:
-                assert request.merchant_prepare_id is not None
                 result = await decisions.complete(
-                    db, request.attempt(), request.merchant_prepare_id, tariffs, now_ms
+                    db,
+                    request.attempt(),
+                    request.merchant_prepare_id,
+                    tariffs,
+                    now_ms,
+                    self.services.admin_ids,
                 )
             else:
                 result = await decisions.prepare(db, request.attempt(), now_ms)
         except Exception:
             log.exception("click %s: failed; answering -7", route.path)
             return Handled(answer(FAILED, request), fields, sign_ok)
+        alert = "cancel_on_paid" if result.outcome is decisions.Outcome.CANCEL_ON_PAID else None
         return Handled(
-            answer(CODES[result.outcome], request, route, result.payment_id), fields, sign_ok
+            answer(CODES[result.outcome], request, route, result.payment_id),
+            fields,
+            sign_ok,
+            alert,
         )
 
-    def _handler(self, route: Route) -> web.Handler:
+    def _handler(self, route: Route) -> Handler:
         """The aiohttp handler of one route; every POST gets HTTP 200 JSON, whatever happens."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -114,7 +126,8 @@ class ClickRoutes:
                 fields=_loggable(handled.fields),
                 body_size=len(body),
                 answer=handled.answer,
-                extra={"sign_ok": handled.sign_ok},
+                extra={"sign_ok": handled.sign_ok}
+                | ({"alert": handled.alert} if handled.alert else {}),
             )
             return web.json_response(handled.answer)
 

@@ -42,7 +42,7 @@ NAME = "payme"  # payments.provider of Payme's rows
 TIMEOUT_MS = 43_200_000  # 12 hours, counted from Payme's `time` (D10)
 
 # Payme's states of a transaction, from our payment states.
-STATES = {
+STATES: dict[str, int] = {
     PaymentState.PENDING: 1,
     PaymentState.PAID: 2,
     PaymentState.CANCELLED: -1,
