@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiogram import Dispatcher, F, Router
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ChatType
-from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import I18n
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admin import handlers as admin
 from bot.handlers import fallback, membership, plan, start
@@ -22,11 +24,13 @@ from db.tariffs import Tariff
 
 log = logging.getLogger(__name__)
 
+# Errors of the infrastructure, not of the update: the update should be delivered again.
+UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError)
+
 
 def create_dispatcher(
     *,
     db: Database,
-    storage: BaseStorage | None,
     i18n: I18n,
     clock: Clock,
     tariffs: Mapping[str, Tariff],
@@ -37,7 +41,6 @@ def create_dispatcher(
     """Everything a handler needs arrives as workflow data, by parameter name."""
     dispatcher = Dispatcher(
         db=db,
-        storage=storage,
         i18n=i18n,
         clock=clock,
         tariffs=tariffs,
@@ -63,8 +66,19 @@ def create_dispatcher(
     return dispatcher
 
 
-async def log_error(event: ErrorEvent) -> bool:
-    """A failing handler is logged with its update and never takes the bot down."""
+async def log_error(event: ErrorEvent) -> Any:
+    """A failing handler is logged with its update and never takes the bot down.
+
+    A database that cannot be reached is not the update's fault: that error goes on up,
+    so the webhook answers non-200 and Telegram delivers the update again later.
+    """
+    if isinstance(event.exception, UNAVAILABLE):
+        log.warning(
+            "update %s not handled, the database is unavailable (%s); Telegram will resend it",
+            event.update.update_id,
+            type(event.exception).__name__,
+        )
+        return UNHANDLED
     log.error(
         "update %s failed: %r", event.update.update_id, event.exception, exc_info=event.exception
     )

@@ -22,7 +22,14 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a unit of work may wait for the database (SQLite's writer, a pooled
+# PostgreSQL connection, a row lock) before it fails. Well below the providers' patience,
+# so a stuck database gives them the retryable -7 / -32400 while they still listen.
+DEFAULT_WAIT_SECONDS = 5.0
+DEFAULT_POOL_SIZE = 10
+# Any fixed 64-bit number: the PostgreSQL advisory lock that makes migrations run once
+# when several instances start together.
+MIGRATION_LOCK_ID = 7_318_204_551
 _TOPICS = "committed_topics"  # key in `Connection.info`: what this transaction announces
 
 
@@ -38,8 +45,9 @@ def announce_on_commit(conn: AsyncConnection, topic: str) -> None:
 class Database:
     """Owns the engine; every unit of work goes through `transaction()`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
         self.engine = engine
+        self.wait_seconds = wait_seconds
         self._listeners: dict[str, list[Callable[[], None]]] = {}
         # Every transaction here writes (BEGIN IMMEDIATE), and SQLite has one writer at a
         # time. Queueing them on a lock in this process keeps them first-come first-served;
@@ -48,14 +56,22 @@ class Database:
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> Database:
         """The database object without touching the server: no connection is made until
         the first transaction, so an app can be built before its database is up."""
-        return cls(_create_engine(url))
+        return cls(_create_engine(url, wait_seconds, pool_size), wait_seconds)
 
     @classmethod
-    async def connect(cls, url: str, *, migrate: bool = True) -> Database:
-        database = cls.from_url(url)
+    async def connect(
+        cls, url: str, *, migrate: bool = True, wait_seconds: float = DEFAULT_WAIT_SECONDS
+    ) -> Database:
+        database = cls.from_url(url, wait_seconds=wait_seconds)
         if migrate:
             await database.migrate()
         return database
@@ -84,8 +100,8 @@ class Database:
             yield
             return
         # Bounded like SQLite's own busy timeout: a writer that never comes back (say, a
-        # nested transaction) fails the waiting one instead of hanging it forever.
-        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+        # nested transaction) or a long queue fails the waiting one instead of hanging it.
+        async with asyncio.timeout(self.wait_seconds):
             await self._writer.acquire()
         try:
             yield
@@ -110,33 +126,67 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def migrate(self) -> None:
-        async with self.transaction() as connection:
-            await connection.run_sync(_upgrade_to_head)
+        """Bring the schema to head, once even when several instances start together: on
+        PostgreSQL under an advisory lock (a start that loses the race waits, then finds
+        nothing to do); on SQLite the write lock of `BEGIN IMMEDIATE` does the same."""
+        async with self.engine.connect() as connection:
+            if not self.is_sqlite:
+                await connection.execute(
+                    text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
+                await connection.commit()  # the lock is the session's; end the autobegin
+            try:
+                async with self._writer_turn(), connection.begin():
+                    await connection.run_sync(_upgrade_to_head)
+            finally:
+                if not self.is_sqlite:
+                    await connection.execute(
+                        text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
+                    )
+                    await connection.commit()
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def _create_engine(url: str) -> AsyncEngine:
+def _create_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # A fixed budget: `pool_size` connections per instance and no overflow, so the
+        # sum over instances stays under the server's max_connections (README); waiting
+        # for one, or for a row lock, is bounded by `wait_seconds`.
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=wait_seconds,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": wait_seconds,
+                "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
+            },
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=5, max_overflow=10
+        url, connect_args={"timeout": wait_seconds}, pool_size=5, max_overflow=10
     )
-    event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    busy_timeout_ms = int(wait_seconds * 1000)
+    event.listen(
+        engine.sync_engine,
+        "connect",
+        lambda dbapi_connection, _record: _sqlite_on_connect(dbapi_connection, busy_timeout_ms),
+    )
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from db import database as database_module
 from db.database import Database
 
 
@@ -33,8 +32,9 @@ async def test_sqlite_transactions_run_one_at_a_time(tmp_path: Path) -> None:
 async def test_a_nested_sqlite_transaction_fails_instead_of_hanging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path}/w.db", migrate=False)
+    db = await Database.connect(
+        f"sqlite+aiosqlite:///{tmp_path}/w.db", migrate=False, wait_seconds=0.2
+    )
     try:
         async with db.transaction():
             with pytest.raises(TimeoutError):

@@ -74,7 +74,6 @@ def test_full_configuration() -> None:
         ({"DATABASE_URL": "sqlite:///"}, "DATABASE_URL: a SQLite URL needs a file"),
         ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL: a SQLite URL needs a file"),
         ({"DATABASE_URL": "sqlite+aiosqlite:///data/"}, "DATABASE_URL: a SQLite URL needs"),
-        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL: must start with redis://"),
         ({"ADMIN_IDS": "1,abc"}, "ADMIN_IDS: must be comma-separated numeric Telegram ids"),
         ({"DEFAULT_LANGUAGE": "de"}, "DEFAULT_LANGUAGE: must be one of uz, ru, en"),
         ({"TARIFF_PLUS_PRICE": "15000.50"}, "TARIFF_PLUS_PRICE: must be a whole number"),

@@ -74,29 +74,3 @@ async def test_health_answers_503_when_the_database_is_down() -> None:
         response = await broken.get("/health")
         assert response.status == 503
         assert await response.json() == {"status": "error", "database": "unavailable"}
-
-
-async def test_redis_url_puts_fsm_state_in_redis(make_settings, clock) -> None:
-    import os
-
-    import pytest
-    from aiogram.fsm.storage.base import StorageKey
-    from aiogram.fsm.storage.redis import RedisStorage
-
-    from web.keys import DISPATCHER
-
-    redis_url = os.environ.get("TEST_REDIS_URL")
-    if not redis_url:
-        pytest.skip("Redis run skipped: TEST_REDIS_URL is not set")
-    settings = make_settings(REDIS_URL=redis_url)
-    app = create_app(settings, clock=clock)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-        storage = test_client.app[DISPATCHER].storage
-        assert isinstance(storage, RedisStorage)
-        key = StorageKey(bot_id=1, chat_id=os.getpid(), user_id=os.getpid())
-        await storage.set_state(key, "Checkout:confirm")
-        other = RedisStorage.from_url(redis_url)
-        assert await other.get_state(key) == "Checkout:confirm"
-        await storage.set_state(key, None)
-        await other.close()
-        await storage.close()

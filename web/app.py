@@ -17,8 +17,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,22 +68,25 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_storage(settings: Settings) -> BaseStorage | None:
-    """FSM state in Redis when configured (several instances), else aiogram's memory."""
-    return RedisStorage.from_url(settings.redis_url) if settings.redis_url else None
-
-
 def create_app(
     settings: Settings,
     *,
     clock: Clock = system_clock,
-    handle_in_background: bool = True,
+    handle_in_background: bool = False,
     providers: Sequence[AnyProvider] = PROVIDERS,
 ) -> web.Application:
-    """`handle_in_background=False` makes the webhook answer after the handler ran (tests);
-    `providers` is the registry unless a test brings its own."""
+    """`providers` is the registry unless a test brings its own.
+
+    The webhook answers Telegram after the update was handled (`handle_in_background`
+    False): an update that fails for want of the database gets a non-200, and Telegram
+    sends it again, instead of an early 200 that drops it.
+    """
     try:
-        database = Database.from_url(settings.database_url)
+        database = Database.from_url(
+            settings.database_url,
+            wait_seconds=settings.database_wait_seconds,
+            pool_size=settings.database_pool_size,
+        )
     except (ValueError, SQLAlchemyError) as error:
         raise StartupError(f"DATABASE_URL: cannot use it: {_first_line(error)}") from error
     enabled = [(p, settings.providers[p.name]) for p in providers if p.name in settings.providers]
@@ -95,7 +96,6 @@ def create_app(
     bot.session.middleware(ReplyPacing(pacer))
     dispatcher = create_dispatcher(
         db=database,
-        storage=create_storage(settings),
         i18n=i18n,
         clock=clock,
         tariffs=settings.tariffs,

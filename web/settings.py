@@ -41,7 +41,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     database_url: str = "sqlite+aiosqlite:///data/bot.db"
-    redis_url: str | None = None
+    database_wait_seconds: float = 5.0
+    database_pool_size: int = 10
     admin_ids: frozenset[int] = frozenset()
     default_language: str = "uz"
     tariffs: Mapping[str, Tariff] = field(default_factory=dict)
@@ -81,7 +82,8 @@ def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PRO
         host=reader.optional("HOST") or "0.0.0.0",
         port=reader.integer("PORT", 8080, 1, 65535),
         database_url=_database_url(reader.optional("DATABASE_URL")),
-        redis_url=_redis_url(reader.optional("REDIS_URL")),
+        database_wait_seconds=reader.number("DATABASE_WAIT_SECONDS", 5.0, 0.1, 60.0),
+        database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, 1, 100),
         admin_ids=_admin_ids(reader.optional("ADMIN_IDS")),
         default_language=default_language,
         tariffs={entry.code: _tariff(reader, entry) for entry in CATALOGUE},
@@ -125,12 +127,6 @@ def _database_url(raw: str | None) -> str:
     raise SettingsError(
         "DATABASE_URL: only SQLite (sqlite+aiosqlite://) and PostgreSQL (postgresql://) work"
     )
-
-
-def _redis_url(raw: str | None) -> str | None:
-    if raw is not None and not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("REDIS_URL: must start with redis://, rediss:// or unix://")
-    return raw
 
 
 def _admin_ids(raw: str | None) -> frozenset[int]:

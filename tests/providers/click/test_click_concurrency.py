@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +27,17 @@ from tests.providers.click.helpers import (
     snapshot,
 )
 from web.providers.click import routes as click_routes
+from web.settings import Settings
 
 MTI = "123456_PLUS_1730034567"
 T = 2854711398
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """A queue of a thousand identical callbacks all wait their turn: the wait bound
+    (DATABASE_WAIT_SECONDS) is a setting, set high here to test the order lock alone."""
+    return make_settings(DATABASE_WAIT_SECONDS="60")
 
 
 async def concurrent_completes(client: TestClient, clock: FakeClock, copies: int) -> None:
