@@ -4,10 +4,14 @@ schema is migrated once (PostgreSQL's advisory lock; SQLite's write lock)."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
 from sqlalchemy import text
 
-from db.database import Database
+from db.database import MIGRATIONS_DIR, Database, head_revision
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_instances_starting_together_all_migrate_cleanly(database_url: str) -> None:
@@ -20,3 +24,38 @@ async def test_instances_starting_together_all_migrate_cleanly(database_url: str
                 assert len(versions.all()) == 1
         finally:
             await asyncio.gather(*(database.close() for database in databases))
+
+
+def test_the_head_read_from_the_files_is_alembics_head() -> None:
+    """`migrate()` skips Alembic when the database is at this head, so it must be exact."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+async def test_a_start_on_a_migrated_database_does_not_load_alembic(database_url: str) -> None:
+    """Alembic's memory is paid only by the start that has a migration to run."""
+    first = Database.from_url(database_url)
+    try:
+        await first.migrate()
+    finally:
+        await first.close()
+    script = (
+        "import asyncio, sys\n"
+        "from db.database import Database\n"
+        "async def main():\n"
+        f"    database = Database.from_url({database_url!r})\n"
+        "    await database.migrate()\n"
+        "    await database.close()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0
+    assert output.decode().strip() == "False"
