@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 
+from tests import pg_server
 from tests.fake_telegram import FakeTelegram
 from web.app import create_app
 from web.keys import TELEGRAM_LINK
@@ -47,15 +48,31 @@ class FakeClock:
         self.now += int((days * 86400 + hours * 3600 + seconds) * 1000)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's plugins: a throwaway PostgreSQL when none is given (tests/pg_server.py)."""
+    config.pluginmanager.register(pg_server.PostgresPlugin(), "tariffbot-pg-server")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(request: pytest.FixtureRequest) -> str:
+    """The PostgreSQL server the session runs on (TEST_DATABASE_URL, or the throwaway one).
+
+    A test that cannot have one says why: skipped with the reason, or failed under CI."""
+    reason = pg_server.unavailable(request.config)
+    if reason:
+        if pg_server.must_run():
+            pytest.fail(f"PostgreSQL required (CI): {reason}", pytrace=False)
+        pytest.skip(f"PostgreSQL run skipped: {reason}")
+    return os.environ[pg_server.ENV]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
     """A fresh database per test: a new SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
         return
-    server = os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("PostgreSQL run skipped: TEST_DATABASE_URL is not set")
+    server = request.getfixturevalue("postgres_server_url")
     name = f"t_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     admin_dsn = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
     admin = await asyncpg.connect(admin_dsn)

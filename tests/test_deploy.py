@@ -1,0 +1,194 @@
+"""Deployment files and the test infrastructure, checked on the files themselves.
+
+Why: nothing runs render.yaml, the Dockerfile or the lock files in this suite, so a typo
+or a missing pin would only show on a merchant's first deploy or a fresh machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests import pg_server
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)$")
+
+
+def pins(name: str) -> dict[str, str]:
+    """The `name==version` lines of a compiled requirements file; anything else fails."""
+    found: dict[str, str] = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = PIN.match(line)
+        assert match, f"{name}: not an exact pin: {line!r}"
+        found[canonicalize_name(match[1])] = match[2]
+    return found
+
+
+def direct(name: str) -> dict[str, set[str]]:
+    """The package names a `.in` file asks for, with the extras asked (-r followed)."""
+    names: dict[str, set[str]] = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            for package, extras in direct(line[3:].strip()).items():
+                names.setdefault(package, set()).update(extras)
+        elif line and not line.startswith("-"):
+            spec = Requirement(line)
+            names.setdefault(canonicalize_name(spec.name), set()).update(spec.extras)
+    return names
+
+
+@pytest.mark.parametrize("compiled", ["requirements.txt", "requirements-dev.txt"])
+def test_every_requested_package_is_pinned(compiled: str) -> None:
+    source = compiled.replace(".txt", ".in")
+    assert set(direct(source)) <= set(pins(compiled)), (
+        f"{source} asks for a package {compiled} lacks"
+    )
+
+
+def test_runtime_and_dev_pins_agree() -> None:
+    runtime, dev = pins("requirements.txt"), pins("requirements-dev.txt")
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert {"hypothesis", "pgserver", "pip-tools"} <= set(dev)
+    assert "openpyxl" in runtime
+
+
+@pytest.mark.parametrize("compiled", ["requirements.txt", "requirements-dev.txt"])
+def test_every_dependency_of_a_pinned_package_is_pinned_too(compiled: str) -> None:
+    """The closure: each pinned package's own requirements (markers evaluated here) are
+    pinned, so `pip install -r` installs nothing unpinned."""
+    pinned = pins(compiled)
+    extras = direct(compiled.replace(".txt", ".in"))
+    unpinned: dict[str, str] = {}
+    for name in pinned:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # not installed in this environment; pip-compile resolved it
+        asked = ["", *extras.get(name, ())]
+        for spec in map(Requirement, requires):
+            if spec.marker is not None and not any(
+                spec.marker.evaluate({"extra": extra}) for extra in asked
+            ):
+                continue
+            if canonicalize_name(spec.name) not in pinned:
+                unpinned[spec.name] = name
+    assert not unpinned, f"{compiled}: required by a pinned package but not pinned: {unpinned}"
+
+
+def test_the_pins_are_what_this_environment_runs() -> None:
+    """The suite proves the pinned versions, not whatever happens to be installed."""
+    different = {}
+    for name, version in pins("requirements-dev.txt").items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if installed != version:
+            different[name] = (version, installed)
+    assert not different, f"pinned vs installed: {different}"
+
+
+def test_failures_and_skips_are_listed_at_the_end_of_a_run() -> None:
+    addopts = re.search(r'addopts = "([^"]*)"', (ROOT / "pyproject.toml").read_text())
+    assert addopts and "-ra" in addopts[1].split()
+
+
+# --- the throwaway PostgreSQL (tests/pg_server.py) -----------------------------------
+
+
+def test_the_watchdog_stops_the_server_and_removes_its_folder_when_the_session_dies(
+    tmp_path: Path,
+) -> None:
+    """A stand-in postmaster (a sleeping process named in postmaster.pid) and a stand-in
+    session (another sleeping process): killing the session ends both and the folder."""
+    folder = tmp_path / "pg"
+    (folder / "data").mkdir(parents=True)
+    postmaster = subprocess.Popen(["sleep", "60"])
+    session = subprocess.Popen(["sleep", "60"])
+    (folder / "data" / "postmaster.pid").write_text(f"{postmaster.pid}\n{folder}\n")
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "tests.pg_server", "watch", str(session.pid), str(folder)],
+        cwd=ROOT,
+    )
+    try:
+        time.sleep(1)
+        assert watchdog.poll() is None and folder.exists()
+        session.kill()
+        session.wait()
+        assert watchdog.wait(15) == 0
+        assert postmaster.wait(5) == -signal.SIGINT
+        assert not folder.exists()
+    finally:
+        for process in (postmaster, session, watchdog):
+            if process.poll() is None:
+                process.kill()
+
+
+def test_the_watchdog_leaves_when_the_session_cleaned_up(tmp_path: Path) -> None:
+    folder = tmp_path / "pg"
+    folder.mkdir()
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "tests.pg_server", "watch", str(os.getpid()), str(folder)],
+        cwd=ROOT,
+    )
+    time.sleep(1)
+    assert watchdog.poll() is None
+    folder.rmdir()
+    assert watchdog.wait(10) == 0
+
+
+def _pytest_without_postgres(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Runs one PostgreSQL test in a child pytest whose `pgserver` cannot start."""
+    stub = tmp_path / "stub"
+    (stub / "pgserver").mkdir(parents=True, exist_ok=True)
+    (stub / "pgserver" / "__init__.py").write_text(
+        "def get_server(*args, **kwargs):\n    raise RuntimeError('no postgres binaries here')\n"
+    )
+    child_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("CI", "REQUIRE_POSTGRES", pg_server.ENV)
+    }
+    child_env.update(env, PYTHONPATH=f"{stub}{os.pathsep}{ROOT}")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "tests/test_migrations_once.py",
+        ],
+        cwd=ROOT,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.slow
+def test_a_postgresql_test_that_cannot_run_says_why(tmp_path: Path) -> None:
+    local = _pytest_without_postgres(tmp_path)
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "SKIPPED" in local.stdout and "no postgres binaries here" in local.stdout
+    assert "PostgreSQL tests did NOT run" in local.stdout
+    ci = _pytest_without_postgres(tmp_path, CI="true")
+    assert ci.returncode == 1, ci.stdout + ci.stderr
+    assert "PostgreSQL required (CI)" in ci.stdout and "no postgres binaries here" in ci.stdout
