@@ -17,7 +17,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,6 +30,7 @@ from bot.workers.pacing import Pacer, ReplyPacing
 from bot.workers.scheduler import Scheduler
 from db.clock import Clock, system_clock
 from db.database import Database
+from web.accept_errors import accept_errors_logged_once
 from web.callback_log import CallbackLog
 from web.health import health
 from web.keys import (
@@ -48,7 +49,9 @@ from web.keys import (
 )
 from web.providers import PROVIDERS
 from web.providers.base import AnyProvider, Services
+from web.request_limits import BODY_TIMEOUT, HANDLER_ARGS
 from web.settings import Settings
+from web.webhook import WebhookHandler
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +109,10 @@ def create_app(
         provider_titles={provider.name: provider.title for provider in providers},
         admin_ids=settings.admin_ids,
     )
-    app = web.Application()
+    # Bodies are read, decoded and bounded by `web.request_limits`, not by aiohttp.
+    app = web.Application(handler_args=HANDLER_ARGS)
     app[SETTINGS] = settings
+    app[BODY_TIMEOUT] = settings.request_body_timeout_seconds
     app[CLOCK] = clock
     app[DATABASE] = database
     app[BOT] = bot
@@ -121,6 +126,7 @@ def create_app(
     app[TELEGRAM_LINK] = TelegramLink(
         bot, dispatcher, i18n, settings.webhook_url, settings.webhook_secret
     )
+    app.cleanup_ctx.append(accept_errors_logged_once)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_workers)
     # Registered before the webhook handler's own shutdown hook, which closes the bot's
@@ -139,7 +145,7 @@ def create_app(
     for provider in providers:
         provider.routes(settings.providers.get(provider.name), services).register(app)
     if settings.webhook_url:
-        SimpleRequestHandler(
+        WebhookHandler(
             dispatcher,
             bot,
             handle_in_background=handle_in_background,

@@ -1,11 +1,19 @@
-"""GET /health: liveness for Render, with a real database round trip."""
+"""GET /health: liveness for Render, with a real database round trip.
+
+The round trip is a read that takes no write lock (`Database.read`: on SQLite a plain
+deferred BEGIN, outside this process's writer queue), bounded by DATABASE_WAIT_SECONDS:
+a probe stuck behind a payment's or another process's write lock would time out and get
+a live instance restarted for being busy.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from aiohttp import web
+from sqlalchemy import text
 
 from web.keys import DATABASE
 
@@ -13,9 +21,11 @@ log = logging.getLogger(__name__)
 
 
 async def health(request: web.Request) -> web.Response:
+    database = request.app[DATABASE]
     started = time.perf_counter()
     try:
-        await request.app[DATABASE].ping()
+        async with asyncio.timeout(database.wait_seconds), database.read() as connection:
+            await connection.execute(text("SELECT 1"))
     except Exception as error:  # the check must answer, whatever the database does
         log.warning("health check: database unavailable: %s", type(error).__name__)
         return web.json_response({"status": "error", "database": "unavailable"}, status=503)

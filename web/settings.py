@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bot.i18n import LANGUAGES
 from db.money import tiyin_from_som
 from db.tariffs import CATALOGUE, CatalogueEntry, Fiscal, Tariff
@@ -43,6 +45,7 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///data/bot.db"
     database_wait_seconds: float = 5.0
     database_pool_size: int = 10
+    request_body_timeout_seconds: float = 5.0
     admin_ids: frozenset[int] = frozenset()
     default_language: str = "uz"
     tariffs: Mapping[str, Tariff] = field(default_factory=dict)
@@ -84,6 +87,7 @@ def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PRO
         database_url=_database_url(reader.optional("DATABASE_URL")),
         database_wait_seconds=reader.number("DATABASE_WAIT_SECONDS", 5.0, 0.1, 60.0),
         database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, 1, 100),
+        request_body_timeout_seconds=reader.number("REQUEST_BODY_TIMEOUT_SECONDS", 5.0, 0.1, 60),
         admin_ids=_admin_ids(reader.optional("ADMIN_IDS")),
         default_language=default_language,
         tariffs={entry.code: _tariff(reader, entry) for entry in CATALOGUE},
@@ -115,6 +119,12 @@ def _database_url(raw: str | None) -> str:
             "DATABASE_URL: not a URL (expected sqlite+aiosqlite:///path or postgresql://...)"
         )
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        try:
+            make_url("postgresql+asyncpg://" + rest)  # a port that is not a number, say
+        except ValueError as error:
+            raise SettingsError(
+                "DATABASE_URL: not a valid PostgreSQL URL (postgresql://user:pw@host:port/db)"
+            ) from error
         return "postgresql+asyncpg://" + rest
     if scheme in ("sqlite", "sqlite+aiosqlite"):
         path = rest[1:]  # after the third slash: relative, or absolute with a fourth

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 
-from web.body import read_bounded
 from web.providers.base import Services
 from web.providers.click import decisions
 from web.providers.click.protocol import (
@@ -35,6 +34,7 @@ from web.providers.click.protocol import (
     signature_matches,
 )
 from web.providers.click.settings import ClickSettings
+from web.request_limits import BodyRefused, ClientGone, read_body
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -112,10 +112,18 @@ class ClickRoutes:
             if request.method != "POST":
                 return web.Response(status=405, headers={"Allow": "POST"})
             started = time.perf_counter()
-            body = b""
+            body_size = 0
             try:
-                body = await read_bounded(request.content, BODY_LIMIT)
+                body = await read_body(request, BODY_LIMIT)
+                body_size = len(body)
                 handled = await self.process(body, route, self.services.clock())
+            except BodyRefused as error:  # §2: malformed, so -8; Click does not retry it
+                log.warning("click %s: body refused (%s); answering -8", route.path, error)
+                body_size = error.size
+                handled = Handled(answer(BAD_REQUEST))
+            except ClientGone as error:
+                log.info("click %s: the client went away mid-body (%s)", route.path, error)
+                handled = Handled(answer(BAD_REQUEST))
             except Exception:
                 log.exception("click %s: unexpected failure; answering -7", route.path)
                 handled = Handled(answer(FAILED))
@@ -124,7 +132,7 @@ class ClickRoutes:
                 remote=request.remote,
                 started=started,
                 fields=_loggable(handled.fields),
-                body_size=len(body),
+                body_size=body_size,
                 answer=handled.answer,
                 extra={"sign_ok": handled.sign_ok}
                 | ({"alert": handled.alert} if handled.alert else {}),

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ from web.providers.payme.settings import PaymeSettings
 
 BODY_LIMIT = 65_536
 INT64 = range(-(2**63), 2**63)
+INT32 = range(-(2**31), 2**31)
+# Where the database column is narrower than BIGINT (`payments.cancel_reason` is INTEGER):
+# a wider value is a mistyped param (-32600), not a database error (-32400, retried).
+PARAM_RANGES = {"reason": INT32}
 
 MESSAGES: dict[str, tuple[int, str, str, str]] = {
     # key: (code, ru, uz, en) — §4, exact texts
@@ -127,7 +132,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if len(body) > BODY_LIMIT:
         raise RpcError("invalid")
     try:
-        parsed = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        parsed = json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise RpcError("parse") from error
     if not isinstance(parsed, dict):
@@ -137,6 +144,24 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """`1e309` parses as infinity, which our answer would echo as `Infinity` (not JSON)
+    and PostgreSQL refuses to store: a huge number is a parser failure (§2 step 3)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def request_id(message: Mapping[str, Any]) -> Any:
+    """The id to echo: a JSON-RPC id is a string, a number or null; any other value
+    (an object, a list, a boolean) is unusable and answered with `null`."""
+    value = message.get("id")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def authorize(header: str | None, settings: PaymeSettings | None) -> bool:
@@ -165,7 +190,8 @@ def authorize(header: str | None, settings: PaymeSettings | None) -> bool:
 
 def integer(params: Mapping[str, Any], name: str, *, positive: bool = False) -> int:
     value = params.get(name)
-    if type(value) is not int or value not in INT64 or (positive and value <= 0):
+    valid = PARAM_RANGES.get(name, INT64)
+    if type(value) is not int or value not in valid or (positive and value <= 0):
         raise RpcError("invalid", name)
     return value
 

@@ -13,11 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
-from web.body import read_bounded
 from web.providers.base import Services
 from web.providers.payme.methods import METHODS, Context
-from web.providers.payme.protocol import BODY_LIMIT, Call, RpcError, authorize, parse_body
+from web.providers.payme.protocol import (
+    BODY_LIMIT,
+    Call,
+    RpcError,
+    authorize,
+    parse_body,
+    request_id,
+)
 from web.providers.payme.settings import PaymeSettings
+from web.request_limits import BodyRefused, ClientGone, read_body
 
 log = logging.getLogger(__name__)
 PATH = "/payme"
@@ -38,15 +45,20 @@ class PaymeRoutes:
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        request_id: Any = None
+        echo_id: Any = None
         message: dict[str, Any] | None = None
-        body = b""
+        body_size = 0
         try:
             if request.method != "POST":
                 raise RpcError("method_not_post")
-            body = await read_bounded(request.content, BODY_LIMIT)
+            try:
+                body = await read_body(request, BODY_LIMIT)
+            except (BodyRefused, ClientGone) as error:
+                body_size = error.size if isinstance(error, BodyRefused) else 0
+                raise _refused(error) from error
+            body_size = len(body)
             message = parse_body(body)
-            request_id = message.get("id")
+            echo_id = request_id(message)
             test = authorize(request.headers.get("Authorization"), self.settings)
             method = message.get("method")
             if not isinstance(method, str):
@@ -59,15 +71,15 @@ class PaymeRoutes:
             now = self.services.clock()  # read once per request
             answer = {
                 "jsonrpc": "2.0",
-                "id": request_id,
+                "id": echo_id,
                 "result": await METHODS[method](self.context, Call(method, params, test), now),
             }
         except RpcError as error:
-            answer = error.body(request_id)
+            answer = error.body(echo_id)
         except Exception:
             log.exception("payme: unexpected failure; answering -32400")
-            answer = RpcError("system").body(request_id)
-        self._log(request, message, answer, started, len(body))
+            answer = RpcError("system").body(echo_id)
+        self._log(request, message, answer, started, body_size)
         return web.json_response(answer)
 
     def _log(
@@ -102,3 +114,14 @@ class PaymeRoutes:
             body_size=body_size,
             answer={"error": error["code"] if error else 0, "error_note": None},
         )
+
+
+def _refused(error: BodyRefused | ClientGone) -> RpcError:
+    """The §2 error for a body that cannot be used, with one log line: -32600 when too
+    large (D3), else -32700 (it does not decode or never arrived; not retryable, unlike
+    -32400)."""
+    if isinstance(error, ClientGone):
+        log.info("payme: the client went away mid-body (%s)", error)
+        return RpcError("parse")
+    log.warning("payme: body refused (%s)", error.reason)
+    return RpcError("invalid" if error.too_large else "parse")
