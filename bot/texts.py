@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from db.clock import TASHKENT
 from db.tariffs import Tariff, tariff_name
 
-LANGUAGE_NAMES = {"uz": "O'zbekcha", "ru": "Русский", "en": "English"}
+LANGUAGE_NAMES = {"uz": "Oʻzbekcha", "ru": "Русский", "en": "English"}
 
 
 def format_som(tiyin: int) -> str:
@@ -25,13 +26,13 @@ def format_moment(moment: datetime) -> str:
 
 
 def tariff_line(tariff: Tariff) -> str:
-    return _("{name}: {price} for {days} days").format(
-        name=tariff_name(tariff.code), price=format_som(tariff.price), days=tariff.days
-    )
+    return ngettext(
+        "{name}: {price} for {days} day", "{name}: {price} for {days} days", tariff.days
+    ).format(name=tariff_name(tariff.code), price=format_som(tariff.price), days=tariff.days)
 
 
 def receipt_title(tariff: Tariff) -> str:
     """The fiscal receipt line Payme prints for a tariff."""
-    return _("Subscription {name} for {days} days").format(
-        name=tariff_name(tariff.code), days=tariff.days
-    )
+    return ngettext(
+        "Subscription {name} for {days} day", "Subscription {name} for {days} days", tariff.days
+    ).format(name=tariff_name(tariff.code), days=tariff.days)

@@ -3,6 +3,10 @@
 A real aiogram `Bot` is pointed at it through `TELEGRAM_API_URL`, so serialization,
 the session and aiogram's error mapping all run for real. Tests script failures per chat
 (blocked, 429 with `retry_after`) or for everyone (an outage of N answers with 5xx).
+
+Texts sent with `parse_mode=HTML` are parsed as Telegram parses them (`check_html`
+below): malformed HTML gets Telegram's 400 "can't parse entities", so an escaping bug
+fails a test instead of a user's message.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,7 +119,7 @@ class FakeTelegram:
         if self.unauthorized:
             error = {"ok": False, "error_code": 401, "description": "Unauthorized"}
             return web.json_response(error, status=401)
-        error = self._scripted_error(method, params)
+        error = self._scripted_error(method, params) or _html_error(params)
         if error is not None:
             return web.json_response(error, status=error["error_code"])
         call.ok = True
@@ -190,6 +195,99 @@ class FakeTelegram:
         if "caption" in params:
             message["caption"] = params["caption"]
         return message
+
+
+def _html_error(params: dict[str, Any]) -> dict[str, Any] | None:
+    """Telegram's answer to a text or caption whose HTML does not parse, else None."""
+    if str(params.get("parse_mode", "")).upper() != "HTML":
+        return None
+    for name in ("text", "caption"):
+        value = params.get(name)
+        if isinstance(value, str):
+            try:
+                check_html(value)
+            except HtmlError as error:
+                description = f"Bad Request: can't parse entities: {error}"
+                return {"ok": False, "error_code": 400, "description": description}
+    return None
+
+
+class HtmlError(ValueError):
+    """What Telegram says after "can't parse entities: "."""
+
+
+# Telegram's HTML: these tags and, per tag, the attributes it reads (others are ignored).
+HTML_TAGS = {
+    "b": (), "strong": (), "i": (), "em": (), "u": (), "ins": (), "s": (), "strike": (),
+    "del": (), "span": ("class",), "tg-spoiler": (), "a": ("href",), "code": ("class",),
+    "pre": (), "blockquote": ("expandable",), "tg-emoji": ("emoji-id",),
+}  # fmt: skip
+HTML_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
+HTML_TAG = re.compile(r"<(/?)([^\s>/]*)([^>]*)>")
+HTML_ATTRIBUTE = re.compile(r"\s*([a-zA-Z-]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?")
+
+
+def check_html(text: str) -> None:
+    """Raises `HtmlError` where Telegram's parser refuses the text (parse_mode HTML).
+
+    Unknown or unclosed tags, a stray `<` or `>`-less tag, an end tag that closes
+    nothing or the wrong tag, `<span>` without `class="tg-spoiler"`, and unknown
+    entities are refused as Telegram refuses them. A bare `&` (Telegram keeps it as a
+    character) is refused too: text that needs no escaping has none, and an unescaped
+    `&` in a name would let `&lt;` show as `<`.
+    """
+    open_tags: list[str] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        offset = len(text[:position].encode())
+        if char == "&":
+            entity = HTML_ENTITY.match(text, position)
+            if entity is None:
+                raise HtmlError(f"Unsupported HTML entity at byte offset {offset}")
+            position = entity.end()
+            continue
+        if char != "<":
+            position += 1
+            continue
+        tag = HTML_TAG.match(text, position)
+        if tag is None:
+            raise HtmlError(f"Unclosed start tag at byte offset {offset}")
+        closing, name, rest = tag.group(1), tag.group(2).lower(), tag.group(3)
+        if closing:
+            if not open_tags:
+                raise HtmlError(f"Unexpected end tag at byte offset {offset}")
+            if name != open_tags[-1]:
+                raise HtmlError(
+                    f'Unmatched end tag at byte offset {offset}, expected "</{open_tags[-1]}>",'
+                    f' found "</{name}>"'
+                )
+            open_tags.pop()
+        else:
+            if name not in HTML_TAGS:
+                raise HtmlError(f'Unsupported start tag "{name}" at byte offset {offset}')
+            attributes = _html_attributes(rest.rstrip("/"), name, offset)
+            if name == "span" and attributes.get("class") != "tg-spoiler":
+                raise HtmlError(f'Tag "span" must have class "tg-spoiler" at byte offset {offset}')
+            for value in attributes.values():
+                check_html(value)  # attribute values are HTML-decoded too
+            open_tags.append(name)
+        position = tag.end()
+    if open_tags:
+        raise HtmlError(f'Can\'t find end tag corresponding to start tag "{open_tags[-1]}"')
+
+
+def _html_attributes(source: str, tag: str, offset: int) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    position = 0
+    while source[position:].strip():
+        attribute = HTML_ATTRIBUTE.match(source, position)
+        if attribute is None or attribute.end() == position:
+            raise HtmlError(f'Empty attribute name in the tag "{tag}" at byte offset {offset}')
+        value = attribute.group(2) or ""
+        attributes[attribute.group(1).lower()] = value.strip("\"'")
+        position = attribute.end()
+    return attributes
 
 
 async def _read_params(request: web.Request) -> dict[str, Any]:

@@ -32,7 +32,7 @@ async def test_first_start_asks_language_preselected_from_telegram(
     call = telegram.of("sendMessage", USER)[-1]
     assert call.text == "Добро пожаловать! Пожалуйста, выберите язык:"
     labels = [button["text"] for button in call.buttons]
-    assert labels == ["O'zbekcha", "✅ Русский", "English"]
+    assert labels == ["Oʻzbekcha", "✅ Русский", "English"]
     assert [b["callback_data"] for b in call.buttons] == ["lang:uz", "lang:ru", "lang:en"]
 
 
@@ -41,10 +41,10 @@ async def test_unknown_telegram_language_falls_back_to_default(
 ) -> None:
     await tg.message(USER, "/start", language="de")
     labels = [button["text"] for button in telegram.of("sendMessage", USER)[-1].buttons]
-    assert labels[0] == "✅ O'zbekcha"
+    assert labels[0] == "✅ Oʻzbekcha"
     await tg.message(USER + 1, "/start", language=None)
     labels = [button["text"] for button in telegram.of("sendMessage", USER + 1)[-1].buttons]
-    assert labels[0] == "✅ O'zbekcha"
+    assert labels[0] == "✅ Oʻzbekcha"
 
 
 async def test_choosing_language_saves_it_and_greets_in_it(
@@ -66,9 +66,9 @@ async def test_choosing_language_saves_it_and_greets_in_it(
     # /language offers the change with the current one marked.
     await tg.message(USER, "/language")
     labels = [b["text"] for b in telegram.of("sendMessage", USER)[-1].buttons]
-    assert labels == ["O'zbekcha", "✅ Русский", "English"]
+    assert labels == ["Oʻzbekcha", "✅ Русский", "English"]
     await tg.press(USER, "lang:uz")
-    assert telegram.of("editMessageText", USER)[-1].text == "Til: O'zbekcha"
+    assert telegram.of("editMessageText", USER)[-1].text == "Til: Oʻzbekcha"
 
 
 async def test_tariffs_show_prices_the_uzbek_way(tg: Telegram, telegram: FakeTelegram) -> None:
@@ -79,12 +79,12 @@ async def test_tariffs_show_prices_the_uzbek_way(tg: Telegram, telegram: FakeTel
     assert "You have no active plan." in call.text
     assert [b["callback_data"] for b in call.buttons] == ["buy:PLUS", "buy:PRO"]
     await tg.message(USER + 1, "/tariffs", language="ru")
-    assert "PLUS: 15 000 сум за 30 дн." in telegram.of("sendMessage", USER + 1)[-1].text
+    assert "PLUS: 15 000 сум за 30 дней" in telegram.of("sendMessage", USER + 1)[-1].text
 
 
 async def test_greeting_button_opens_tariffs(tg: Telegram, telegram: FakeTelegram) -> None:
     await tg.press(USER, "menu:tariffs")
-    assert telegram.of("sendMessage", USER)[-1].text.startswith("Tariffs:")
+    assert telegram.of("sendMessage", USER)[-1].text.startswith("Plans:")
     assert telegram.of("answerCallbackQuery")
 
 
@@ -98,7 +98,7 @@ async def test_buying_gives_exact_pay_links_and_reuses_the_order(
     assert order.amount == 1_500_000 and order.status == "pending"
     assert order.merchant_trans_id in call.text
     click_button, payme_button = call.buttons
-    assert click_button["text"] == "Click orqali to'lash"
+    assert click_button["text"] == "Click orqali toʻlash"
     click = urlsplit(click_button["url"])
     assert (click.scheme, click.netloc, click.path) == ("https", "my.click.uz", "/services/pay")
     assert parse_qsl(click.query) == [
@@ -190,7 +190,7 @@ async def test_myplan_shows_expiry_in_tashkent_time(
         )
     await tg.message(USER, "/myplan")
     # 20:30 UTC is 01:30 the next day in Tashkent (UTC+5).
-    expected = "Ваш тариф: PRO, действует до 01.02.2099 01:30 (время Ташкента)."
+    expected = "Ваш тариф: PRO, действует до 01.02.2099 01:30 (по ташкентскому времени)."
     assert telegram.of("sendMessage", USER)[-1].text == expected
     async with client.app[DATABASE].transaction() as conn:
         await conn.execute(

@@ -52,10 +52,10 @@ async def test_buy_plus_in_the_bot_and_pay_with_click(
     )
     assert notice.text == (
         "✅ Платёж получен: 15 000 сум.\n"
-        f"Ваш тариф PLUS действует до {expiry} (время Ташкента). Спасибо!"
+        f"Ваш тариф PLUS действует до {expiry} (по ташкентскому времени). Спасибо!"
     )
     assert [b["callback_data"] for b in notice.buttons] == ["menu:myplan"]
 
     await tg.message(USER, "/myplan")
     plan = telegram.of("sendMessage", USER)[-1]
-    assert plan.text == f"Ваш тариф: PLUS, действует до {expiry} (время Ташкента)."
+    assert plan.text == f"Ваш тариф: PLUS, действует до {expiry} (по ташкентскому времени)."

@@ -338,7 +338,7 @@ async def test_fiscal_detail_in_the_users_language(make_settings, clock: FakeClo
         "detail": {
             "receipt_type": 0,
             "items": [
-                {"title": "Подписка PLUS на 30 дн.", "price": PLUS_PRICE, "count": 1,
+                {"title": "Подписка PLUS на 30 дней", "price": PLUS_PRICE, "count": 1,
                  "code": "10305013001000000", "package_code": "1495086", "vat_percent": 12},
             ],
         },
