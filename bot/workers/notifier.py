@@ -16,6 +16,12 @@ Telegram's answers decide what happens next:
 - 5xx, timeouts, network errors: the notice goes back to the queue with an exponential,
   capped backoff, and all sending pauses likewise, so an outage of minutes costs a few
   requests, not thousands; the first success ends the pause.
+
+Several instances: only the one holding the sender lock (`db/send_rate.py`) claims and
+sends, so the bot's rate is one pacer's however many instances run; the others stand by
+and take over when it stops or dies. A holder that loses the lock stops at once: it
+sends nothing more, drops the notices still waiting their turn (their lease runs out and
+the new holder sends them), and lets only the sends already on the wire finish.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from bot.workers.pacing import PACED, Pacer
 from db import outbox
 from db.clock import Clock, to_datetime
 from db.database import Database
+from db.send_rate import CHECK_SECONDS, SenderLock, sender_lock_for
 from db.users import set_reachable
 
 log = logging.getLogger(__name__)
@@ -77,8 +84,12 @@ class Notifier:
         *,
         idle_seconds: float = 1.0,
         backoff: Backoff = Backoff(),
+        sender_lock: SenderLock | None = None,
+        check_seconds: float = CHECK_SECONDS,
     ) -> None:
         self.db, self.bot, self.i18n, self.clock = db, bot, i18n, clock
+        self.sender_lock = sender_lock if sender_lock is not None else sender_lock_for(db)
+        self.check_seconds = check_seconds
         self.pacer = pacer
         rate_per_second = pacer.rate_per_second
         self.idle_seconds = idle_seconds
@@ -94,47 +105,114 @@ class Notifier:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._sending: set[int] = set()  # notices between the send and its mark
         self._stopping = False
+        # True while this instance may put a send on the wire: it holds the sender lock
+        # (a bare `deliver`, outside `run`, is allowed to send).
+        self._may_send = True
+        self._holding = False
+        self._sending_from = 0.0  # monotonic: the first send after taking the lock
+        self._lock_ops = asyncio.Lock()  # one lock operation (acquire/check/release) at a time
         self._outage_failures = 0
         self._wakeup = asyncio.Event()
         db.listen(outbox.ENQUEUED, self._wakeup.set)
 
     async def run(self) -> None:
-        """Claim and send until `stop` (or cancelled); a failing round is logged and the
-        loop goes on."""
+        """Claim and send until `stop` (or cancelled), while this instance holds the sender
+        lock; a failing round is logged and the loop goes on."""
+        self._may_send = False
+        keeper = asyncio.create_task(self._keep_sender_lock(), name="sender-lock")
         try:
             while not self._stopping:
                 self._wakeup.clear()
+                if not self._is_sender():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._standby_seconds())
+                    continue
                 free = self.capacity - len(self._in_flight)
                 claimed = await self._claim(free) if free > 0 else 0
                 if claimed < free or free <= 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), self.idle_seconds)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             if not self._stopping:  # cancelled outright; `stop` drains the graceful way
                 tasks = list(self._in_flight.values())
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await self._release_sender_lock()
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop claiming; let sends already on the wire finish and be marked, within
         `grace_seconds`; drop the notices still waiting their turn (their lease runs out
-        and an instance sends them later: not sent, so never sent twice).
+        and an instance sends them later: not sent, so never sent twice). Then give the
+        sender lock up, so a standby instance takes over.
 
         Called at shutdown before the bot's HTTP session closes, so no send in flight
         fails and gets re-queued after Telegram delivered it.
         """
         self._stopping = True
+        self._may_send = False
         self._wakeup.set()
-        for notice_id, task in list(self._in_flight.items()):
-            if notice_id not in self._sending:
-                task.cancel()
-        tasks = list(self._in_flight.values())
+        tasks = self._drop_waiting()
         if tasks:
             _done, late = await asyncio.wait(tasks, timeout=grace_seconds)
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self._release_sender_lock()
+
+    def _drop_waiting(self) -> list[asyncio.Task[None]]:
+        """Cancel the deliveries not yet on the wire; return every delivery task."""
+        for notice_id, task in list(self._in_flight.items()):
+            if notice_id not in self._sending:
+                task.cancel()
+        return list(self._in_flight.values())
+
+    def _is_sender(self) -> bool:
+        return self._holding and time.monotonic() >= self._sending_from
+
+    def _standby_seconds(self) -> float:
+        if self._holding:  # waiting out the hand-over window
+            return max(0.01, self._sending_from - time.monotonic())
+        return self.check_seconds
+
+    async def _keep_sender_lock(self) -> None:
+        """Every `check_seconds`: a standby tries to take the lock, the holder re-checks it.
+
+        A task of its own, so a slow claim never delays the check: the holder learns of a
+        lost lock within the check interval plus its timeout, which the next holder's
+        hand-over wait covers (`db/send_rate.py`).
+        """
+        while not self._stopping:
+            try:
+                async with self._lock_ops:
+                    if self._stopping:
+                        return
+                    if self._holding:
+                        if not await self.sender_lock.still_held():
+                            self._lost_sender_lock()
+                    elif await self.sender_lock.acquire():
+                        self._holding = True
+                        self._sending_from = time.monotonic() + self.sender_lock.takeover_seconds
+                        self._may_send = True
+                        self._wakeup.set()
+                        log.info("notifier: this instance sends the bot's messages now")
+            except Exception:
+                log.exception("notifier: the sender lock check failed; retrying")
+            await asyncio.sleep(self.check_seconds)
+
+    def _lost_sender_lock(self) -> None:
+        self._holding = False
+        self._may_send = False
+        self._drop_waiting()
+        log.warning("notifier: lost the sender lock; standing by")
+
+    async def _release_sender_lock(self) -> None:
+        async with self._lock_ops:
+            self._holding = False
+            self._may_send = False
+            await self.sender_lock.release()
 
     async def _claim(self, limit: int) -> int:
         lease_ends = self._lease_ends()  # taken before the claim: never later than the lease
@@ -191,7 +269,7 @@ class Notifier:
                     return
             else:
                 self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
-            if self._stopping:
+            if self._stopping or not self._may_send:
                 return  # not sent: the lease runs out and the notice is due again
             self._sending.add(notice.id)
             try:
