@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import os
 import time
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tests import pg_server
 from tests.fake_telegram import FakeTelegram
+from tests.secrets_scan import PLUGIN_NAME, SecretsScan
 from web.app import create_app
 from web.keys import TELEGRAM_LINK
 from web.settings import Settings, load_settings
@@ -51,6 +53,21 @@ class FakeClock:
 def pytest_configure(config: pytest.Config) -> None:
     """The session's plugins: a throwaway PostgreSQL when none is given (tests/pg_server.py)."""
     config.pluginmanager.register(pg_server.PostgresPlugin(), "tariffbot-pg-server")
+    config.pluginmanager.register(SecretsScan(scanned_secrets()), PLUGIN_NAME)
+
+
+def scanned_secrets() -> dict[str, str]:
+    """The credentials the tests run with, as the secrets scan looks for them."""
+    settings = load_settings({"BOT_TOKEN": BOT_TOKEN, **CLICK_ENV, **PAYME_ENV})
+    basic = base64.b64encode(f"Paycom:{PAYME_ENV['PAYME_KEY']}".encode()).decode()
+    return {
+        "BOT_TOKEN": BOT_TOKEN,
+        "BOT_TOKEN's secret half": BOT_TOKEN.partition(":")[2],
+        "the webhook secret": settings.webhook_secret,
+        "CLICK_SECRET_KEY": CLICK_ENV["CLICK_SECRET_KEY"],
+        "PAYME_KEY": PAYME_ENV["PAYME_KEY"],
+        "Payme's Basic authorization": basic,
+    }
 
 
 @pytest.fixture(scope="session")

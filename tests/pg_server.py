@@ -108,7 +108,7 @@ class PostgresPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         config = session.config
         config.stash[SERVER_KEY] = None
-        if os.environ.get(ENV):
+        if os.environ.get(ENV) or config.option.collectonly:
             return
         if not needs_postgres(session.items):
             config.stash[REASON_KEY] = f"{ENV} is not set and no collected test needs it"

@@ -14,6 +14,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -192,3 +193,73 @@ def test_a_postgresql_test_that_cannot_run_says_why(tmp_path: Path) -> None:
     ci = _pytest_without_postgres(tmp_path, CI="true")
     assert ci.returncode == 1, ci.stdout + ci.stderr
     assert "PostgreSQL required (CI)" in ci.stdout and "no postgres binaries here" in ci.stdout
+
+
+# --- Render, Docker, Procfile ----------------------------------------------------------
+
+SECRETS = {"BOT_TOKEN", "WEBHOOK_SECRET", "CLICK_SECRET_KEY", "PAYME_KEY", "PAYME_TEST_KEY"}
+
+
+def load_yaml(name: str) -> Any:
+    import yaml  # PyYAML, from requirements-dev.txt
+
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def settings_in_env_example() -> set[str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+
+
+def test_render_declares_the_web_service_and_its_postgresql() -> None:
+    blueprint = load_yaml("render.yaml")
+    (service,) = blueprint["services"]
+    (database,) = blueprint["databases"]
+    assert service["type"] == "web" and service["runtime"] == "python"
+    assert service["startCommand"] == "python -m web"
+    assert service["healthCheckPath"] == "/health"
+    assert service["buildCommand"] == "pip install -r requirements.txt"
+    env = {var["key"]: var for var in service["envVars"]}
+    assert env["DATABASE_URL"] == {
+        "key": "DATABASE_URL",
+        "fromDatabase": {"name": database["name"], "property": "connectionString"},
+    }
+    assert set(env) >= SECRETS
+    for key in SECRETS | {
+        "ADMIN_IDS",
+        "CLICK_SERVICE_ID",
+        "CLICK_MERCHANT_ID",
+        "PAYME_MERCHANT_ID",
+    }:
+        assert env[key] == {"key": key, "sync": False}, key
+    assert set(env) - {"PYTHON_VERSION"} <= settings_in_env_example()
+
+
+def test_the_procfile_starts_what_render_starts() -> None:
+    service = load_yaml("render.yaml")["services"][0]
+    assert (ROOT / "Procfile").read_text().strip() == f"web: {service['startCommand']}"
+
+
+def test_compose_runs_the_image_against_its_own_postgresql() -> None:
+    compose = load_yaml("compose.yaml")
+    db, bot = compose["services"]["db"], compose["services"]["bot"]
+    assert db["image"].startswith("postgres:") and "healthcheck" in db
+    assert bot["build"] == "."
+    assert bot["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert bot["environment"]["DATABASE_URL"].startswith("postgresql://bot:")
+    assert bot["environment"]["DATABASE_URL"].endswith("@db:5432/bot")
+    assert set(compose["volumes"]) == {"pgdata"}
+
+
+def test_the_dockerfile_is_slim_non_root_and_checks_health() -> None:
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [line.split()[0] for line in lines if line and not line.startswith("#")]
+    assert next(line for line in lines if line.startswith("FROM")) == "FROM python:3.11-slim"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    text = (ROOT / "Dockerfile").read_text()
+    assert "HEALTHCHECK" in instructions and "/health" in text.split("HEALTHCHECK", 1)[1]
+    assert lines[-1] == 'CMD ["python", "-m", "web"]'
+    assert "RUN pip install -r requirements.txt" in lines
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ".env" in ignored and ".git" in ignored

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from web.settings import SettingsError, load_settings
@@ -137,8 +140,6 @@ class RecordingEnv(dict[str, str]):
 
 
 def test_env_example_lists_every_setting() -> None:
-    from pathlib import Path
-
     env = RecordingEnv(
         {
             "BOT_TOKEN": TOKEN,
@@ -156,7 +157,7 @@ def test_env_example_lists_every_setting() -> None:
         for line in example.read_text().splitlines()
         if line and not line.startswith("#")
     }
-    assert env.asked - {"RENDER_EXTERNAL_URL"} <= listed, env.asked - listed
+    assert env.asked - {"RENDER_EXTERNAL_URL", "RENDER"} <= listed, env.asked - listed
     assert listed <= env.asked, listed - env.asked
 
 
@@ -164,3 +165,49 @@ def test_blank_payme_test_key_is_unset() -> None:
     env = {"BOT_TOKEN": TOKEN, "PAYME_MERCHANT_ID": "m", "PAYME_KEY": "k", "PAYME_TEST_KEY": " "}
     payme = load_settings(env).providers.get("payme")
     assert payme is not None and (payme.key, payme.test_key) == ("k", None)
+
+
+def test_on_render_a_sqlite_file_off_a_persistent_disk_stops_the_start(tmp_path: Path) -> None:
+    """Render wipes an instance's files on every deploy: SQLite there loses payments."""
+    render = {"BOT_TOKEN": TOKEN, "RENDER": "true"}
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL: on Render a SQLite file is wiped"):
+        load_settings(render)
+    with pytest.raises(SettingsError, match=r"^PERSISTENT_DISK_PATH: .* is not a mounted disk"):
+        load_settings({**render, "PERSISTENT_DISK_PATH": str(tmp_path)})
+    outside = {**render, "PERSISTENT_DISK_PATH": "/proc", "DATABASE_URL": "sqlite:///data/x.db"}
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL: on Render the SQLite file must be"):
+        load_settings(outside)
+    # Accepted: a file on the mounted disk, PostgreSQL, and SQLite anywhere off Render.
+    on_disk = {**outside, "DATABASE_URL": "sqlite:////proc/bot.db"}
+    assert load_settings(on_disk).database_url == "sqlite+aiosqlite:////proc/bot.db"
+    postgres = {**render, "DATABASE_URL": "postgresql://u:p@db/app"}
+    assert load_settings(postgres).database_url.startswith("postgresql+asyncpg://")
+    assert load_settings({"BOT_TOKEN": TOKEN}).database_url.startswith("sqlite")
+
+
+def test_on_render_sqlite_exits_2_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(root),
+        "BOT_TOKEN": TOKEN,
+        "RENDER": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "web"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "configuration error: DATABASE_URL: on Render a SQLite file is wiped on every deploy; "
+        "use PostgreSQL (render.yaml's database) or a persistent disk named in "
+        "PERSISTENT_DISK_PATH"
+    ]

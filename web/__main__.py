@@ -18,6 +18,7 @@ from typing import NoReturn
 from aiohttp import web
 from dotenv import load_dotenv
 
+from web import log_filter
 from web.env import SettingsError
 from web.settings import Settings, load_settings
 
@@ -35,6 +36,8 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
+    # Before anything can log a URL or an exception holding the token or a key.
+    log_filter.install(settings)
     # After the settings check: aiogram is slow to import.
     from bot.telegram_link import TokenRejected
     from web.app import StartupError, create_app

@@ -8,6 +8,7 @@ naming the variable, instead of failing on the first payment. Secrets are exclud
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,10 @@ def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PRO
     if log_level not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
     log_file = reader.optional("CALLBACK_LOG_FILE")
+    database_url = _database_url(reader.optional("DATABASE_URL"))
+    _check_render_disk(
+        database_url, reader.optional("RENDER"), reader.optional("PERSISTENT_DISK_PATH")
+    )
     return Settings(
         bot_token=token,
         telegram_api_url=reader.url("TELEGRAM_API_URL") or "https://api.telegram.org",
@@ -84,7 +89,7 @@ def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PRO
         webhook_secret=_webhook_secret(reader.optional("WEBHOOK_SECRET"), token),
         host=reader.optional("HOST") or "0.0.0.0",
         port=reader.integer("PORT", 8080, 1, 65535),
-        database_url=_database_url(reader.optional("DATABASE_URL")),
+        database_url=database_url,
         database_wait_seconds=reader.number("DATABASE_WAIT_SECONDS", 5.0, 0.1, 60.0),
         database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, 1, 100),
         request_body_timeout_seconds=reader.number("REQUEST_BODY_TIMEOUT_SECONDS", 5.0, 0.1, 60),
@@ -137,6 +142,28 @@ def _database_url(raw: str | None) -> str:
     raise SettingsError(
         "DATABASE_URL: only SQLite (sqlite+aiosqlite://) and PostgreSQL (postgresql://) work"
     )
+
+
+def _check_render_disk(database_url: str, render: str | None, disk: str | None) -> None:
+    """On Render (which sets RENDER) an instance's files are new after every deploy, so a
+    SQLite file there silently loses every payment and subscription; only a persistent
+    disk, mounted at PERSISTENT_DISK_PATH, keeps it. Elsewhere the file stays put."""
+    if render is None or not database_url.startswith("sqlite"):
+        return
+    if disk is None:
+        raise SettingsError(
+            "DATABASE_URL: on Render a SQLite file is wiped on every deploy; use PostgreSQL "
+            "(render.yaml's database) or a persistent disk named in PERSISTENT_DISK_PATH"
+        )
+    mount = Path(disk).resolve()
+    if not os.path.ismount(mount):
+        raise SettingsError(f"PERSISTENT_DISK_PATH: {disk} is not a mounted disk")
+    path = database_url.partition(":///")[2].partition("?")[0]
+    if not Path(path).resolve().is_relative_to(mount):
+        raise SettingsError(
+            f"DATABASE_URL: on Render the SQLite file must be on the persistent disk "
+            f"({disk}), or every deploy wipes it; for example sqlite:///{mount}/bot.db"
+        )
 
 
 def _admin_ids(raw: str | None) -> frozenset[int]:
