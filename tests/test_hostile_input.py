@@ -510,3 +510,20 @@ def test_running_out_of_descriptors_is_logged_once_per_burst(
     assert len(lines) == 2 and all("Too many open files" in line for line in lines), lines
     assert "(0 repeats" in lines[0] and "(99 repeats" in lines[1]
     assert [c["message"] for c in passed_on] == ["something else"]
+
+
+# --- stage 3: the generated slice --------------------------------------------------------
+
+
+async def test_a_generated_slice_is_answered_in_protocol_and_changes_nothing(
+    database_url: str,
+) -> None:
+    """A few hundred of bench/hostile.py's requests (the full run is its command, in
+    docs/hostile-input.md); its app runs in a thread, as the bench runs it."""
+    from bench.hostile import run
+
+    label = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
+    tally = await asyncio.to_thread(run, database_url, label, 300, 12)
+    assert tally.requests == 300
+    assert (tally.wrong, tally.db_changes, tally.crashes) == (0, 0, 0), tally.examples
+    assert len(tally.by_label) >= 25, tally.by_label  # (nearly) every kind was made
