@@ -527,3 +527,27 @@ async def test_a_generated_slice_is_answered_in_protocol_and_changes_nothing(
     assert tally.requests == 300
     assert (tally.wrong, tally.db_changes, tally.crashes) == (0, 0, 0), tally.examples
     assert len(tally.by_label) >= 25, tally.by_label  # (nearly) every kind was made
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /payme HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc",
+        b"POST /click/prepare HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\nContent-Length: 1\r\n\r\na",
+        b"POST /payme HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ],
+    ids=["chunk-size", "control-byte", "two-lengths"],
+)
+async def test_a_malformed_http_request_is_one_warning_line(
+    quick: Served, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection(quick.host, quick.port)
+    writer.write(request_bytes)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:40]  # aiohttp answers; we log
+    clean_log(caplog)
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(lines) == 1 and lines[0].startswith("malformed HTTP request from"), lines
