@@ -14,17 +14,22 @@ import gzip
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.conftest import BOT_TOKEN, FakeClock, message
+from tests.conftest import BOT_TOKEN, FakeClock, message, telegram_url
 from tests.providers.click.helpers import (
     ClickCaller,
     failed,
@@ -34,6 +39,8 @@ from tests.providers.click.helpers import (
     snapshot,
 )
 from tests.providers.payme.helpers import AUTH, PaymeCaller, account, error_of
+from web.accept_errors import ACCEPT_MESSAGE, AcceptErrorLog
+from web.app import create_app
 from web.env import SettingsError
 from web.keys import DATABASE
 from web.settings import Settings, load_settings
@@ -58,23 +65,28 @@ def clean_log(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def raw_http(
-    client: TestClient, head: bytes, body: bytes = b"", *, close: bool = False
+    server: Any, head: bytes, body: bytes = b"", *, close: bool = False
 ) -> tuple[int, bytes]:
     """One request over a raw socket: `head` is the request line and headers (without
     the blank line); returns the status and the body of the answer. `close` sends the
     request and hangs up without reading (a client that goes away)."""
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
     try:
         writer.write(head + b"\r\nConnection: close\r\n\r\n" + body)
         await writer.drain()
         if close:
+            await asyncio.sleep(0.2)  # the handler is reading the body when we hang up
             return 0, b""
-        answer = await asyncio.wait_for(reader.read(), 15)
+        headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
+        length = 0
+        for line in headers.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        payload = await asyncio.wait_for(reader.readexactly(length), 15)
     finally:
         writer.close()
-    status_line, _, rest = answer.partition(b"\r\n")
-    _, _, payload = rest.partition(b"\r\n\r\n")
-    return int(status_line.split()[1]), payload
+    return int(headers.split()[1]), payload
 
 
 def post_head(path: str, length: int, *extra: str) -> bytes:
@@ -128,8 +140,8 @@ async def test_a_non_ascii_secret_header_is_401_not_500(
 async def test_junk_with_the_right_secret_is_400_logged_once(
     client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture, body: bytes
 ) -> None:
-    """Telegram resends every non-200 except... none: a 400 is resent too, but junk never
-    comes from Telegram, and a 4xx tells whoever sent it that it is theirs to fix."""
+    """Junk never comes from Telegram: a 4xx tells whoever sent it that it is theirs to
+    fix, where a 500 said it was ours and logged a traceback."""
     caplog.set_level(logging.INFO)
     response = await client.post(
         settings.webhook_path, data=body, headers={SECRET_HEADER: settings.webhook_secret}
@@ -329,3 +341,213 @@ def test_a_postgresql_url_with_a_port_that_is_not_a_number_is_one_line_exit_2() 
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("configuration error: DATABASE_URL")
     assert "pw" not in lines[0].replace("pw@host", "")
+
+
+# --- stage 2: deadlines, clients that go away, descriptors, /health ------------------
+
+
+@dataclass
+class Served:
+    host: str
+    port: int
+    app: web.Application
+
+
+@pytest.fixture
+async def quick(make_settings: Any, clock: FakeClock) -> AsyncIterator[Served]:
+    """The app with a 0.5 s body deadline, served as `python -m web` serves it (aiohttp's
+    TestServer cancels a handler whose client went away; `run_app` does not)."""
+    settings = make_settings(REQUEST_BODY_TIMEOUT_SECONDS="0.5")
+    app = create_app(settings, clock=clock)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield Served("127.0.0.1", runner.addresses[0][1], app)
+    finally:
+        await runner.cleanup()
+
+
+def endpoints(settings: Settings) -> list[tuple[str, str, Any]]:
+    """(path, extra header, check of the answer) for every route that reads a body."""
+
+    def click(status: int, payload: bytes) -> None:
+        assert status == 200 and json.loads(payload) == failed(-8)
+
+    def payme(status: int, payload: bytes) -> None:
+        answer = strict_json(payload)
+        assert status == 200 and answer["id"] is None and error_of(answer) == (-32700, None)
+
+    def webhook(status: int, payload: bytes) -> None:
+        assert status == 400
+
+    secret = f"{SECRET_HEADER}: {settings.webhook_secret}"
+    return [
+        ("/click/prepare", "Content-Type: application/x-www-form-urlencoded", click),
+        ("/click/complete", "Content-Type: application/x-www-form-urlencoded", click),
+        ("/payme", "Authorization: " + AUTH, payme),
+        (settings.webhook_path, secret, webhook),
+    ]
+
+
+async def test_a_slow_or_endless_body_is_cut_at_the_deadline_and_answered_in_protocol(
+    quick: Served, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for path, header, check in endpoints(settings):
+        started = time.monotonic()
+        status, payload = await raw_http(quick, post_head(path, 100, header), b"a=1&")
+        assert time.monotonic() - started < 3, path
+        check(status, payload)
+        # A chunked body that never ends: a chunk every 50 ms, for ever.
+        reader, writer = await asyncio.open_connection(quick.host, quick.port)
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n{header}"
+        writer.write(head.encode() + b"\r\n\r\n")
+        started = time.monotonic()
+
+        async def trickle(writer: asyncio.StreamWriter = writer) -> None:
+            while True:
+                writer.write(b"1\r\na\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+
+        feeding = asyncio.create_task(trickle())
+        try:
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        finally:
+            feeding.cancel()
+            writer.close()
+        assert time.monotonic() - started < 3, path
+        assert answer.split()[1] in (b"200", b"400"), answer
+    clean_log(caplog)
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(refused) == 8 and all("0.5 s" in line for line in refused), refused
+
+
+async def test_a_client_that_goes_away_is_not_an_error(
+    quick: Served, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    db = quick.app[DATABASE]
+    before = await snapshot(db)
+    for path, header, _ in endpoints(settings):
+        await raw_http(quick, post_head(path, 1000, header), b"a=1", close=True)
+    await asyncio.sleep(1.0)  # past the deadline: every handler has finished
+    clean_log(caplog)
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(gone) == 4 and all(r.levelno == logging.INFO for r in gone), gone
+    assert await snapshot(db) == before
+
+
+async def test_a_webhook_body_over_a_megabyte_is_400(
+    client: TestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b'{"update_id": 1, "x": "' + b"a" * 1_048_576 + b'"}'
+    response = await client.post(
+        settings.webhook_path, data=body, headers={SECRET_HEADER: settings.webhook_secret}
+    )
+    assert response.status == 400
+    clean_log(caplog)
+
+
+async def test_health_answers_while_another_process_holds_the_sqlite_write_lock(
+    telegram: Any, tmp_path: Path, clock: FakeClock
+) -> None:
+    """SQLite only: it is the database with one writer. /health took the write lock
+    (BEGIN IMMEDIATE) and waited DATABASE_WAIT_SECONDS behind any other writer."""
+    settings = load_settings(
+        {
+            "BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": telegram_url(telegram),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+            "DATABASE_WAIT_SECONDS": "5",
+        }
+    )
+    app = create_app(settings, clock=clock)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        other = sqlite3.connect(str(tmp_path / "bot.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE users SET first_name = first_name")
+        try:
+            started = time.monotonic()
+            response = await client.get("/health")
+            elapsed = time.monotonic() - started
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert response.status == 200 and (await response.json())["database"] == "ok"
+        assert elapsed < 1.0, elapsed
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_running_out_of_descriptors_is_logged_once_per_burst(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    passed_on: list[dict[str, Any]] = []
+    clock = Clock()
+    handler = AcceptErrorLog(lambda _loop, context: passed_on.append(context), clock=clock)
+    loop = asyncio.new_event_loop()
+    try:
+        emfile = OSError(24, "Too many open files")
+        for _burst in range(2):
+            for _ in range(100):  # asyncio retries every second while the flood lasts
+                handler(loop, {"message": ACCEPT_MESSAGE, "exception": emfile})
+                clock.now += 1
+            clock.now += 120  # quiet
+        handler(loop, {"message": "something else", "exception": ValueError()})
+    finally:
+        loop.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "web.accept_errors"]
+    assert len(lines) == 2 and all("Too many open files" in line for line in lines), lines
+    assert "(0 repeats" in lines[0] and "(99 repeats" in lines[1]
+    assert [c["message"] for c in passed_on] == ["something else"]
+
+
+# --- stage 3: the generated slice --------------------------------------------------------
+
+
+async def test_a_generated_slice_is_answered_in_protocol_and_changes_nothing(
+    database_url: str,
+) -> None:
+    """A few hundred of bench/hostile.py's requests (the full run is its command, in
+    docs/hostile-input.md); its app runs in a thread, as the bench runs it."""
+    from bench.hostile import run
+
+    label = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
+    tally = await asyncio.to_thread(run, database_url, label, 300, 12)
+    assert tally.requests == 300
+    assert (tally.wrong, tally.db_changes, tally.crashes) == (0, 0, 0), tally.examples
+    assert len(tally.by_label) >= 25, tally.by_label  # (nearly) every kind was made
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /payme HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc",
+        b"POST /click/prepare HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\nContent-Length: 1\r\n\r\na",
+        b"POST /payme HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ],
+    ids=["chunk-size", "control-byte", "two-lengths"],
+)
+async def test_a_malformed_http_request_is_one_warning_line(
+    quick: Served, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    caplog.set_level(logging.INFO)
+    reader, writer = await asyncio.open_connection(quick.host, quick.port)
+    writer.write(request_bytes)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:40]  # aiohttp answers; we log
+    clean_log(caplog)
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(lines) == 1 and lines[0].startswith("malformed HTTP request from"), lines

@@ -33,6 +33,7 @@ from db.database import Database
 from web.accept_errors import accept_errors_logged_once
 from web.callback_log import CallbackLog
 from web.health import health
+from web.http_errors import malformed_http_logged_as_one_line
 from web.keys import (
     BOT,
     CALLBACK_LOG,
@@ -127,6 +128,7 @@ def create_app(
         bot, dispatcher, i18n, settings.webhook_url, settings.webhook_secret
     )
     app.cleanup_ctx.append(accept_errors_logged_once)
+    app.cleanup_ctx.append(malformed_http_logged_as_one_line)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_workers)
     # Registered before the webhook handler's own shutdown hook, which closes the bot's

@@ -22,8 +22,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from web.body import read_bounded
 
-# aiohttp's request handler arguments: bodies are decoded by `read_body`, not by aiohttp.
-HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+# aiohttp's request handler arguments: bodies are decoded by `read_body`, not by aiohttp;
+# after answering a request whose body was cut, aiohttp reads on (so that the client is
+# not reset before it reads the answer) for 1 s instead of its default 10 s, so a flood of
+# endless bodies does not hold a descriptor each for 10 s more.
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 1.0}
 DEFAULT_BODY_TIMEOUT_SECONDS = 5.0
 # The app's body deadline (REQUEST_BODY_TIMEOUT_SECONDS); an app without it (a test's
 # own) gets the default.
