@@ -10,6 +10,7 @@ from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import I18nMiddleware
 
+from bot.languages import suggested_language
 from db.clock import Clock, to_datetime
 from db.database import Database
 from db.users import User, upsert_user
@@ -33,15 +34,10 @@ class UserMiddleware(BaseMiddleware):
 
 
 class UserLocaleMiddleware(I18nMiddleware):
-    """The saved language, else Telegram's `language_code`, else `DEFAULT_LANGUAGE`."""
+    """The saved language, else the one Telegram's `language_code` suggests (bot/languages.py)."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
         user: User | None = data.get("user")
         if user is not None and user.language:
             return user.language
         return suggested_language(data.get("event_from_user"), self.i18n.default_locale)
-
-
-def suggested_language(sender: TelegramUser | None, default: str) -> str:
-    code = (sender.language_code or "")[:2].lower() if sender else ""
-    return code if code in ("uz", "ru", "en") else default

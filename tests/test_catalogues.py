@@ -145,3 +145,23 @@ def test_html_in_translations_matches_the_source(language: str) -> None:
         tags = sorted(re.findall(r"</?[a-z-]+", source))
         for form in forms(message):
             assert sorted(re.findall(r"</?[a-z-]+", form)) == tags, (language, source)
+
+
+@pytest.mark.parametrize(
+    ("language", "phrase"),
+    [
+        ("uz", "u bergan kunlar"),  # a calque of "the days it gave"
+        ("uz", "ni bosing"),  # a command is sent (yuboring), a button is pressed
+        ("uz", "standart"),
+        ("ru", "дн."),  # no abbreviations in buyer texts: plural forms instead
+        ("ru", "/tariffs, или"),  # no comma before a single "или"
+        ("ru", "которые он дал"),
+        ("en", "Your plan {name}"),  # "Your PLUS plan"
+        ("en", "the days it gave"),
+    ],
+)
+def test_the_issues_awkward_phrases_are_gone(language: str, phrase: str) -> None:
+    """Issue 14 found these in the catalogues; they must not come back."""
+    for message in entries(language):
+        for form in forms(message):
+            assert phrase not in form, (language, form)

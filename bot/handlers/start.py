@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
@@ -10,7 +10,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import LanguageCallback
-from bot.middlewares import suggested_language
+from bot.commands import set_chat_menu
+from bot.languages import suggested_language
 from bot.texts import LANGUAGE_NAMES
 from db.database import Database
 from db.users import User, set_language
@@ -23,7 +24,12 @@ def greeting() -> str:
     )
 
 
-async def start(message: Message, user: User, i18n: I18n) -> None:
+async def start(
+    message: Message, user: User, i18n: I18n, bot: Bot, admin_ids: frozenset[int]
+) -> None:
+    if user.id in admin_ids:
+        # Admins get their menu (with the admin commands) as soon as they start the bot.
+        await set_chat_menu(bot, message.chat.id, admin=True)
     if user.language is None:
         language = suggested_language(message.from_user, i18n.default_locale)
         await message.answer(
@@ -40,8 +46,15 @@ async def choose_language(message: Message, i18n: I18n) -> None:
 
 
 async def language_chosen(
-    query: CallbackQuery, callback_data: LanguageCallback, user: User, db: Database, i18n: I18n
+    query: CallbackQuery,
+    callback_data: LanguageCallback,
+    user: User,
+    db: Database,
+    i18n: I18n,
+    bot: Bot,
+    admin_ids: frozenset[int],
 ) -> None:
+    """Saves the choice, answers in the new language and sets the chat's menu in it."""
     first_time = user.language is None
     async with db.transaction() as conn:
         await set_language(conn, user.id, callback_data.code)
@@ -52,20 +65,28 @@ async def language_chosen(
                 greeting() if first_time else _("Language: English"),
                 reply_markup=keyboards.main_menu(),
             )
+        chat_id = query.message.chat.id if query.message else user.id
+        await set_chat_menu(bot, chat_id, admin=user.id in admin_ids)
 
 
-async def help_command(message: Message) -> None:
-    await message.answer(
-        _(
-            "What I can do:\n"
-            "/tariffs — tariffs and prices, buy a subscription\n"
-            "/myplan — your current plan and its expiry\n"
-            "/language — change the language\n"
-            "/help — this message\n\n"
-            "You pay with Click or Payme; the subscription starts as soon as the payment "
-            "is confirmed, and I will send you a message."
-        )
+async def help_command(message: Message, user: User, admin_ids: frozenset[int]) -> None:
+    text = _(
+        "What I can do:\n"
+        "/tariffs — tariffs and prices, buy a subscription\n"
+        "/myplan — your current plan and its expiry\n"
+        "/language — change the language\n"
+        "/help — this message\n\n"
+        "You pay with Click or Payme; the subscription starts as soon as the payment "
+        "is confirmed, and I will send you a message."
     )
+    if user.id in admin_ids:
+        text += "\n\n" + _(
+            "Admin commands:\n"
+            "/payments — payments: search, details, Click refunds\n"
+            "/stats — revenue and subscribers\n"
+            "/export — payments as a CSV file"
+        )
+    await message.answer(text)
 
 
 def create_router() -> Router:
