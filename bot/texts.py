@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from aiogram.utils.i18n import gettext as _
 
-from db.clock import TASHKENT
+from db.clock import TASHKENT, to_datetime
 from db.tariffs import Tariff, tariff_name
 
 LANGUAGE_NAMES = {"uz": "O'zbekcha", "ru": "Русский", "en": "English"}
@@ -35,3 +36,15 @@ def receipt_title(tariff: Tariff) -> str:
     return _("Subscription {name} for {days} days").format(
         name=tariff_name(tariff.code), days=tariff.days
     )
+
+
+def timeline_text(segments: Sequence[tuple[str, int]]) -> str:
+    """The plan ahead, as the ledger computed it: `(tariff, end ms)` stretches in the
+    order they run -> "PRO until 12.01.2027 10:00, then PLUS until 22.01.2027 10:00"."""
+    parts = [
+        _("{name} until {expiry}").format(
+            name=tariff_name(tariff), expiry=format_moment(to_datetime(end))
+        )
+        for tariff, end in segments
+    ]
+    return _(", then ").join(parts)
