@@ -10,6 +10,7 @@ CancelTransaction (a Click reversal is the admin's, tests/admin).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert, select
 
+from bot.texts import format_moment
 from db import ledger, outbox
 from db.admin_alerts import DOUBLE_PAYMENT
 from db.clock import to_datetime
@@ -26,6 +28,7 @@ from db.orders import Order, get_order
 from db.schema import notifications, orders, users
 from db.users import get_user
 from tests.conftest import FakeClock
+from tests.fake_telegram import FakeTelegram
 from tests.providers.click.helpers import ClickCaller
 from tests.providers.payme.helpers import AUTH, PaymeCaller, account
 from web.keys import DATABASE, SCHEDULER
@@ -364,8 +367,20 @@ async def play(shop: Shop, steps: list[tuple[Any, ...]]) -> dict[str, int]:
     return paid
 
 
+async def _delivered(telegram: FakeTelegram, chat_id: int, count: int) -> list[str]:
+    """The payment received / refunded messages the user got, in order."""
+    for _ in range(200):
+        texts = [c.text for c in telegram.delivered(chat_id) if c.text.startswith(("✅", "↩️"))]
+        if len(texts) >= count:
+            return texts
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} messages expected, got {texts}")
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-async def test_timeline_rule(client: TestClient, clock: FakeClock, scenario: Scenario) -> None:
+async def test_timeline_rule(
+    client: TestClient, clock: FakeClock, telegram: FakeTelegram, scenario: Scenario
+) -> None:
     shop = Shop(client, clock, 5_000_000 + SCENARIOS.index(scenario))
     paid = await play(shop, scenario.steps)
 
@@ -390,6 +405,17 @@ async def test_timeline_rule(client: TestClient, clock: FakeClock, scenario: Sce
         strict=True,
     ):
         assert payload["removed_ms"] == round(scenario.removed[label] * DAY)
+
+    # What the user read: the same timeline, in words and Tashkent time.
+    expected = [
+        ", then ".join(
+            f"{tariff} until {format_moment(to_datetime(shop.at(day)))}" for tariff, day in shown
+        )
+        for _kind, shown in scenario.notices
+    ]
+    sent = await _delivered(telegram, shop.user_id, len(expected))
+    for text, plan in zip(sent, expected, strict=True):
+        assert (plan in text) if plan else (" until " not in text), (text, plan)
 
     # The cache the scheduler and /myplan read is the ledger's answer.
     async with shop.db.read() as conn:

@@ -40,14 +40,14 @@ async def test_buy_pro_pay_with_payme_then_refund(
     performed = await payme.result("PerformTransaction", id="e2e" * 8)
     shown = (to_datetime(performed["perform_time"]) + timedelta(days=30)).astimezone(TASHKENT)
     expected = (
-        "✅ To'lov qabul qilindi: 39 000 so'm.\n"
-        f"PRO tarifingiz {shown:%d.%m.%Y %H:%M} gacha faol (Toshkent vaqti). Rahmat!"
+        "✅ Toʻlov qabul qilindi: 39 000 so'm.\n"
+        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan). Rahmat!"
     )
     received = await telegram.wait_for("sendMessage", lambda c: c.text == expected)
     assert received.params["chat_id"] == USER
     await tg.message(USER, "/myplan", language="uz")
     assert telegram.of("sendMessage", USER)[-1].text == (
-        f"Tarifingiz: PRO, {shown:%d.%m.%Y %H:%M} gacha faol (Toshkent vaqti)."
+        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan)."
     )
 
     clock.advance(days=2)
@@ -57,10 +57,11 @@ async def test_buy_pro_pay_with_payme_then_refund(
     await telegram.wait_for("sendMessage", lambda c: c.text.startswith("↩️"))
     notice = [c for c in telegram.of("sendMessage", USER) if c.text.startswith("↩️")][-1]
     assert notice.text == (
-        "↩️ PRO uchun 39 000 so'm to'lovingiz qaytarildi va u bergan kunlar bekor qilindi. "
-        f"Tarifingiz endi {ended:%d.%m.%Y %H:%M} da tugaydi (Toshkent vaqti)."
+        "↩️ PRO uchun 39 000 so'm toʻlovingiz qaytarildi, uning foydalanilmagan kunlari "
+        "bekor qilindi. Tarifingiz tugadi."
     )
     await tg.message(USER, "/myplan", language="uz")
     assert telegram.of("sendMessage", USER)[-1].text == (
-        f"PRO tarifingiz muddati {ended:%d.%m.%Y %H:%M} da tugagan (Toshkent vaqti)."
+        f"Tarifingiz {ended:%d.%m.%Y %H:%M} da tugadi (Toshkent vaqti bilan): uning toʻlovi "
+        "qaytarildi."
     )
