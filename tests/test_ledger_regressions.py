@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from db import outbox
 from db.schema import orders, payments
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
@@ -131,9 +132,8 @@ async def test_a_refund_that_ends_the_plan_is_not_followed_by_expired(
         await shop.run_scheduler()
     clock.advance(days=40)
     await shop.run_scheduler()
-    await asyncio.sleep(0.3)
-    texts = [call.text for call in telegram.delivered(BUYER)]
-    assert not [text for text in texts if "expired" in text], texts
+    kinds = [kind for kind, _payload in await shop.notices()]
+    assert outbox.SUBSCRIPTION_EXPIRED not in kinds, kinds
     await tg.message(BUYER, "/myplan")
     answer = telegram.of("sendMessage", BUYER)[-1].text
     assert "its payment was refunded" in answer and "expired" not in answer
@@ -243,3 +243,17 @@ async def _order(shop: Shop, mti: str):  # type: ignore[no-untyped-def]
 
 
 __all__ = ["make_order"]
+
+
+async def test_two_click_attempts_on_one_order_are_two_periods_and_the_admin_is_told(
+    client: TestClient, clock: FakeClock, telegram: FakeTelegram
+) -> None:
+    """Click A5: two Click attempts prepared for one order, both completed (D8)."""
+    shop = Shop(client, clock, BUYER)
+    order = await shop.order("PRO")
+    first, second = await shop.click_prepare(order), await shop.click_prepare(order)
+    one = await shop.click_complete(order, *first)
+    two = await shop.click_complete(order, *second)
+    assert await plan_end(shop) == 60
+    alert = await telegram.wait_for("sendMessage", lambda c: c.params.get("chat_id") == ADMIN)
+    assert f"#{one} Click" in alert.text and f"#{two} Click" in alert.text

@@ -121,6 +121,7 @@ def render_admin_alert(payload: dict[str, object]) -> str:
         lines = [
             f"#{item.get('id')} {html.quote(str(item.get('provider_title', '')))} "
             f"{html.quote(str(item.get('provider_id', '')))}"
+            f"{' 🧪' if item.get('test') else ''}"  # a Payme sandbox payment (A1)
             for item in payments
             if isinstance(item, dict)
         ]
