@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,3 +120,36 @@ async def set_order_status(
     if paid_at is not None:
         values["paid_at"] = paid_at
     await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+
+
+async def paid_twice(conn: AsyncConnection, limit: int = 20) -> list[tuple[Order, list[int]]]:
+    """Orders with more than one paid payment (Click A5 / Payme A4), newest first, with
+    their paid payment ids: what an admin reviews to refund one (`/payments double`)."""
+    doubles = (
+        select(payments.c.order_id)
+        .where(payments.c.state == PaymentState.PAID)
+        .group_by(payments.c.order_id)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    rows = (
+        await conn.execute(
+            select(orders)
+            .where(orders.c.id.in_(select(doubles.c.order_id)))
+            .order_by(orders.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    found = [_order(row) for row in rows]
+    paid = await conn.execute(
+        select(payments.c.order_id, payments.c.id)
+        .where(
+            payments.c.order_id.in_([order.id for order in found]),
+            payments.c.state == PaymentState.PAID,
+        )
+        .order_by(payments.c.id)
+    )
+    ids: dict[int, list[int]] = {}
+    for row in paid:
+        ids.setdefault(int(row.order_id), []).append(int(row.id))
+    return [(order, ids.get(order.id, [])) for order in found]

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from db import outbox
+from db.orders import paid_twice
 from db.schema import orders, payments
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
@@ -257,3 +258,6 @@ async def test_two_click_attempts_on_one_order_are_two_periods_and_the_admin_is_
     assert await plan_end(shop) == 60
     alert = await telegram.wait_for("sendMessage", lambda c: c.params.get("chat_id") == ADMIN)
     assert f"#{one} Click" in alert.text and f"#{two} Click" in alert.text
+    async with shop.db.read() as conn:
+        listed = await paid_twice(conn)
+    assert [(found.id, ids) for found, ids in listed] == [(order.id, [one, two])]
