@@ -125,7 +125,10 @@ def compute(ledger: Iterable[Period]) -> Timeline:
     """
     rows = sorted(ledger, key=lambda p: (p.credited_at, p.id))
     events: list[tuple[int, int, int, Period]] = [(p.credited_at, 0, p.id, p) for p in rows]
-    events += [(p.refunded_at, 1, p.id, p) for p in rows if p.refunded_at is not None]
+    # A refund stamped before its credit (two instances' clocks) counts at the credit.
+    events += [
+        (max(p.refunded_at, p.credited_at), 1, p.id, p) for p in rows if p.refunded_at is not None
+    ]
     events.sort(key=lambda event: event[:3])
     running: dict[int, _Running] = {}
     segments: list[Segment] = []

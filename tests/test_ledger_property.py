@@ -163,3 +163,10 @@ async def _payment(conn, payment_id: int, user_id: int) -> None:  # type: ignore
             amount=1, state="paid", create_time=T0,
         )
     )  # fmt: skip
+
+
+def test_a_refund_stamped_before_its_credit_counts_at_the_credit() -> None:
+    """Two instances' clocks may differ: such a refund removes the whole period."""
+    timeline = ledger.compute([ledger.Period(1, 1, 1, "PLUS", DAY, T0, T0 - 5)])
+    assert timeline.segments == () and timeline.fates[1].removed_ms == DAY
+    assert timeline.ended_by_refund
