@@ -68,6 +68,8 @@ users = Table(
     Column("first_name", String(256), nullable=False, server_default=""),
     Column("username", String(64), nullable=True),
     Column("language", String(2), nullable=True),  # NULL until the user picks one
+    # A cache of the ledger (db/ledger.py `sync_user`, same transaction as every change):
+    # the tariff of the plan's last stretch (NULL once a refund ended it) and its end.
     Column("tariff", String(16), nullable=True),
     Column("tariff_expires_at", UtcDateTime(), nullable=True),
     Column("reachable", Boolean, nullable=False, server_default=true()),
