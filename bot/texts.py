@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
-from db.clock import TASHKENT
+from db.clock import TASHKENT, to_datetime
 from db.tariffs import Tariff, tariff_name
 
 LANGUAGE_NAMES = {"uz": "Oʻzbekcha", "ru": "Русский", "en": "English"}
@@ -36,3 +37,15 @@ def receipt_title(tariff: Tariff) -> str:
     return ngettext(
         "Subscription {name} for {days} day", "Subscription {name} for {days} days", tariff.days
     ).format(name=tariff_name(tariff.code), days=tariff.days)
+
+
+def timeline_text(segments: Sequence[tuple[str, int]]) -> str:
+    """The plan ahead, as the ledger computed it: `(tariff, end ms)` stretches in the
+    order they run -> "PRO until 12.01.2027 10:00, then PLUS until 22.01.2027 10:00"."""
+    parts = [
+        _("{name} until {expiry}").format(
+            name=tariff_name(tariff), expiry=format_moment(to_datetime(end))
+        )
+        for tariff, end in segments
+    ]
+    return _(", then ").join(parts)

@@ -1,49 +1,52 @@
 """The money path: crediting and refunding a payment, shared by Click and Payme.
 
 Callers hold one transaction that has already locked the order row (`get_order(...,
-lock=True)`); everything here happens inside it, so the payment, the order, the user's
-tariff and the outbox notice change together or not at all.
+lock=True)`); everything here happens inside it, so the payment, the order, the ledger,
+the user's cached plan and the outbox notices change together or not at all.
 
-Tariff rule when a payment arrives:
-- no active tariff: the tariff starts now for its period;
-- the same tariff is active: the period is added to the current expiry;
-- another tariff is active: its unused time is converted at the price ratio
-  (unused time x old price / new price) and the new tariff runs for that plus its period.
-A refund moves the expiry back by exactly the days that payment granted; if that is not
-after now, the paid tariff ends now.
+What a payment grants and what a refund takes back is decided by db/ledger.py alone;
+this module records the payment's side and tells the people concerned, with the
+resulting timeline, so what they read is what the ledger holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import outbox
+from db import ledger, outbox
+from db.admin_alerts import DOUBLE_PAYMENT, alert_admins
 from db.clock import to_datetime
 from db.orders import Order, set_order_status
-from db.payments import Payment, update_payment
+from db.payments import Payment, payment_from_row, update_payment
 from db.schema import payments
+from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
-from db.users import User, get_user, set_tariff
+from db.users import get_user
 
 
-def extended_tariff(
-    user: User, tariff: Tariff, tariffs: Mapping[str, Tariff], now: datetime
-) -> datetime:
-    """The new expiry when `tariff` is bought by `user` at `now` (rules in the module doc)."""
-    period = timedelta(days=tariff.days)
-    current = user.active_tariff(now)
-    if current is None or user.tariff_expires_at is None:
-        return now + period
-    if current == tariff.code:
-        return user.tariff_expires_at + period
-    old = tariffs.get(current)
-    unused_ms = int((user.tariff_expires_at - now).total_seconds() * 1000)
-    converted = unused_ms * old.price // tariff.price if old else 0
-    return now + timedelta(milliseconds=converted) + period
+def order_days(order: Order, tariffs: Mapping[str, Tariff]) -> int:
+    """The days the order recorded; the configured days only for an order written
+    without them (fixtures and rows from before migration 0005 that it could not fill)."""
+    return order.days if order.days is not None else tariffs[order.tariff].days
+
+
+def _payload(
+    payment: Payment, tariff: str, timeline: ledger.Timeline, now_ms: int
+) -> dict[str, object]:
+    """What a buyer's notice needs; `expires_at` stays for notices rendered by an older
+    version during a deploy."""
+    end = timeline.end
+    return {
+        "tariff": tariff,
+        "amount": payment.amount,
+        "expires_at": to_datetime(end).isoformat() if end is not None else None,
+        "timeline": ledger.describe(timeline.ahead(now_ms)),
+        "test": payment.test,
+    }
 
 
 async def credit_payment(
@@ -52,62 +55,112 @@ async def credit_payment(
     order: Order,
     tariffs: Mapping[str, Tariff],
     now_ms: int,
-) -> datetime:
-    """Mark `payment` paid and give its user the order's tariff; returns the new expiry."""
+    admin_ids: Collection[int] = (),
+) -> ledger.Timeline:
+    """Mark `payment` paid and add its order's period to the user's ledger.
+
+    A second payment for an order paid already (Click A5, Payme A4) is credited as one
+    more period, and every admin is told at once, naming both payments."""
     now = to_datetime(now_ms)
-    tariff = tariffs[order.tariff]
     user = await get_user(conn, order.user_id, lock=True)
     assert user is not None, "orders reference users"
-    expires_at = extended_tariff(user, tariff, tariffs, now)
+    days = order_days(order, tariffs)
     await update_payment(
-        conn, payment.id, state="paid", perform_time=now_ms, granted_days=tariff.days
+        conn, payment.id, state=PaymentState.PAID, perform_time=now_ms, granted_days=days
     )
-    if order.status != "paid":
-        await set_order_status(conn, order.id, "paid", paid_at=now)
-    await set_tariff(conn, user.id, tariff.code, expires_at)
+    earlier = await _other_paid(conn, order, payment)
+    if order.status != OrderStatus.PAID:
+        await set_order_status(conn, order.id, OrderStatus.PAID, paid_at=now)
+    timeline = await ledger.add_period(
+        conn, user.id, payment.id, order.tariff, days * ledger.DAY_MS, now_ms
+    )
     await outbox.enqueue(
         conn,
         user.id,
         outbox.PAYMENT_RECEIVED,
-        {"tariff": tariff.code, "amount": payment.amount, "expires_at": expires_at.isoformat()},
+        _payload(payment, order.tariff, timeline, now_ms),
         now,
         dedupe_key=f"{outbox.PAYMENT_RECEIVED}:{payment.id}",
     )
-    return expires_at
+    if earlier:
+        await alert_admins(
+            conn,
+            admin_ids,
+            DOUBLE_PAYMENT,
+            {
+                "order": order.merchant_trans_id,
+                "amount": payment.amount,
+                "payments": [
+                    {
+                        "id": paid.id,
+                        "provider_title": paid.provider.capitalize(),
+                        "provider_id": paid.provider_id,
+                        "test": paid.test,
+                    }
+                    for paid in [*earlier, payment]
+                ],
+            },
+            now,
+            key=f"{order.id}:{payment.id}",
+        )
+    return timeline
+
+
+async def _other_paid(conn: AsyncConnection, order: Order, payment: Payment) -> list[Payment]:
+    rows = await conn.execute(
+        select(payments)
+        .where(
+            payments.c.order_id == order.id,
+            payments.c.id != payment.id,
+            payments.c.state == PaymentState.PAID,
+        )
+        .order_by(payments.c.id)
+    )
+    return [payment_from_row(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Refund:
+    """What a refund changed, for messages that must be true: the unused time it removed
+    (0 when the period was used up already) and the user's timeline after it."""
+
+    removed_ms: int
+    timeline: ledger.Timeline
+    now_ms: int
+
+    @property
+    def ahead(self) -> tuple[ledger.Segment, ...]:
+        return self.timeline.ahead(self.now_ms)
 
 
 async def refund_payment(
     conn: AsyncConnection, payment: Payment, order: Order, now_ms: int, reason: int | None
-) -> None:
-    """Undo a paid payment: take back its days, close the order, tell the user."""
+) -> Refund:
+    """Undo a paid payment: remove its period's unused time, close the order when no
+    payment of it stays paid, tell the user what remains."""
     now = to_datetime(now_ms)
     await update_payment(
-        conn, payment.id, state="refunded", cancel_time=now_ms, cancel_reason=reason
+        conn, payment.id, state=PaymentState.REFUNDED, cancel_time=now_ms, cancel_reason=reason
     )
     user = await get_user(conn, order.user_id, lock=True)
     assert user is not None, "orders reference users"
-    expires_at = user.tariff_expires_at
-    if user.tariff == order.tariff and expires_at is not None:
-        expires_at = max(
-            min(expires_at, now), expires_at - timedelta(days=payment.granted_days or 0)
-        )
-        await set_tariff(conn, user.id, user.tariff, expires_at)
+    legacy_ms = (payment.granted_days or 0) * ledger.DAY_MS  # paid before the ledger existed
+    removal = await ledger.refund_period(conn, user.id, payment.id, now_ms, legacy_ms)
     still_paid = await conn.scalar(
         select(func.count())
         .select_from(payments)
-        .where(payments.c.order_id == order.id, payments.c.state == "paid")
+        .where(payments.c.order_id == order.id, payments.c.state == PaymentState.PAID)
     )
     if not still_paid:
-        await set_order_status(conn, order.id, "refunded")
+        await set_order_status(conn, order.id, OrderStatus.REFUNDED)
+    payload = _payload(payment, order.tariff, removal.after, now_ms)
+    payload["removed_ms"] = removal.removed_ms
     await outbox.enqueue(
         conn,
         user.id,
         outbox.PAYMENT_REFUNDED,
-        {
-            "tariff": order.tariff,
-            "amount": payment.amount,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
+        payload,
         now,
         dedupe_key=f"{outbox.PAYMENT_REFUNDED}:{payment.id}",
     )
+    return Refund(removal.removed_ms, removal.after, now_ms)

@@ -5,6 +5,9 @@ moment, which goes into the notice's dedupe key: a renewal (or a refund) moves t
 expiry, so the new period gets its own reminders, while re-running a scan for the same
 period (another instance, a retried run, a restart) queues nothing new.
 
+The expiry read here is the cache db/ledger.py keeps: the end of the last period. A
+plan that ended by a refund has no tariff there, so it gets no "expired" message.
+
 A scan covers the moments that passed since the previous completed scan (`since`), so
 its cost follows the subscriptions due now, not every subscription ever sold.
 """

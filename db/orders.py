@@ -1,15 +1,20 @@
-"""Orders: one purchase intent each, identified by `merchant_trans_id`."""
+"""Orders: one purchase intent each, identified by `merchant_trans_id`.
+
+An order is a snapshot: it records the tariff, amount and days of the configuration of
+the moment it is made, and a payment grants exactly that (Click A4 / Payme A3).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.schema import orders
+from db.schema import orders, payments
+from db.states import PaymentState
 from db.tariffs import Tariff
 
 # A pending order younger than this is shown again instead of creating another one.
@@ -26,6 +31,9 @@ class Order:
     status: str
     created_at: datetime
     paid_at: datetime | None
+    # Last, with a default, so positional construction stays valid; None only for rows
+    # written around open_order (old fixtures), which then grant the tariff's days.
+    days: int | None = None
 
 
 def _order(row: object) -> Order:
@@ -54,7 +62,13 @@ async def get_order_by_id(conn: AsyncConnection, order_id: int, *, lock: bool = 
 
 
 async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: datetime) -> Order:
-    """Reuse the user's recent pending order for this tariff and price, or create one."""
+    """Reuse the user's recent pending order for this tariff, price and days, or create
+    one.
+
+    An order with a live reservation (a pending payment: a Payme transaction in state 1,
+    a prepared Click attempt) is never handed out again (Payme A2): a payer who abandoned
+    a checkout page would otherwise leave the next one refused with -31008 for 12 hours.
+    """
     reusable = (
         select(orders)
         .where(
@@ -62,7 +76,12 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
             orders.c.tariff == tariff.code,
             orders.c.status == "pending",
             orders.c.amount == tariff.price,
+            orders.c.days == tariff.days,
             orders.c.created_at > now - ORDER_REUSE_LIFETIME,
+            ~exists().where(
+                payments.c.order_id == orders.c.id,
+                payments.c.state == PaymentState.PENDING,
+            ),
         )
         .order_by(orders.c.created_at.desc())
         .limit(1)
@@ -80,6 +99,7 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
                     user_id=user_id,
                     tariff=tariff.code,
                     amount=tariff.price,
+                    days=tariff.days,
                     status="pending",
                     created_at=now,
                 )
@@ -100,3 +120,36 @@ async def set_order_status(
     if paid_at is not None:
         values["paid_at"] = paid_at
     await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+
+
+async def paid_twice(conn: AsyncConnection, limit: int = 20) -> list[tuple[Order, list[int]]]:
+    """Orders with more than one paid payment (Click A5 / Payme A4), newest first, with
+    their paid payment ids: what an admin reviews to refund one (`/payments double`)."""
+    doubles = (
+        select(payments.c.order_id)
+        .where(payments.c.state == PaymentState.PAID)
+        .group_by(payments.c.order_id)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    rows = (
+        await conn.execute(
+            select(orders)
+            .where(orders.c.id.in_(select(doubles.c.order_id)))
+            .order_by(orders.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    found = [_order(row) for row in rows]
+    paid = await conn.execute(
+        select(payments.c.order_id, payments.c.id)
+        .where(
+            payments.c.order_id.in_([order.id for order in found]),
+            payments.c.state == PaymentState.PAID,
+        )
+        .order_by(payments.c.id)
+    )
+    ids: dict[int, list[int]] = {}
+    for row in paid:
+        ids.setdefault(int(row.order_id), []).append(int(row.id))
+    return [(order, ids.get(order.id, [])) for order in found]

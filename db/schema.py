@@ -68,6 +68,8 @@ users = Table(
     Column("first_name", String(256), nullable=False, server_default=""),
     Column("username", String(64), nullable=True),
     Column("language", String(2), nullable=True),  # NULL until the user picks one
+    # A cache of the ledger (db/ledger.py `sync_user`, same transaction as every change):
+    # the tariff of the plan's last stretch (NULL once a refund ended it) and its end.
     Column("tariff", String(16), nullable=True),
     Column("tariff_expires_at", UtcDateTime(), nullable=True),
     Column("reachable", Boolean, nullable=False, server_default=true()),
@@ -84,6 +86,9 @@ orders = Table(
     Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
     Column("tariff", String(16), nullable=False),
     Column("amount", BigInteger, nullable=False),  # tiyin, fixed at creation
+    # Days the order grants, fixed at creation like the amount (Click A4 / Payme A3).
+    # NULL only for rows written around `open_order` (old fixtures): the tariff's days.
+    Column("days", Integer, nullable=True),
     Column("status", String(16), nullable=False),  # pending | paid | refunded | cancelled
     Column("created_at", UtcDateTime(), nullable=False),
     Column("paid_at", UtcDateTime(), nullable=True),
@@ -146,4 +151,20 @@ jobs = Table(
     Column("name", String(64), primary_key=True),
     Column("next_run_at", UtcDateTime(), nullable=False),
     Column("last_run_at", UtcDateTime(), nullable=True),  # the last completed run's `now`
+)
+
+# The subscription ledger (db/ledger.py): one row per credited payment. Times are integer
+# ms, like payment times, because the plan is computed from them exactly.
+periods = Table(
+    "periods",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    # NULL: an opening period made by migration 0005 from the one-row model
+    Column("payment_id", Integer, ForeignKey("payments.id"), nullable=True, unique=True),
+    Column("tariff", String(16), nullable=False),
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("credited_at", BigInteger, nullable=False),  # ms
+    Column("refunded_at", BigInteger, nullable=True),  # ms
+    Index("ix_periods_user_id", "user_id"),
 )

@@ -197,13 +197,17 @@ async def record_reversal(
             and payment.state == PaymentState.PAID
         )
         if payment is not None and order is not None and done:
-            await refund_payment(conn, payment, order, now_ms, None)
+            removed_ms = (await refund_payment(conn, payment, order, now_ms, None)).removed_ms
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)
     if not done:
         await query.answer(_("This payment is not a paid Click payment any more."), True)
         return
-    await query.answer(_("Reversal recorded; the user's days were taken back."))
+    await query.answer(
+        _("Reversal recorded; the payment's unused days were taken back.")
+        if removed_ms
+        else _("Reversal recorded; its days were already used, so the plan did not change.")
+    )
     async with db.read() as conn:
         line = await admin_queries.payment_line(conn, callback_data.payment_id)
     if line is not None:

@@ -1,4 +1,4 @@
-"""/myplan: the current tariff and its expiry in Tashkent time."""
+"""/myplan: the plan ahead as the ledger computes it (db/ledger.py), in Tashkent time."""
 
 from __future__ import annotations
 
@@ -9,14 +9,33 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import MenuCallback
-from bot.texts import format_moment
+from bot.texts import format_moment, timeline_text
+from db import ledger
 from db.clock import Clock, to_datetime
+from db.database import Database
 from db.tariffs import tariff_name
 from db.users import User
 
 
-def plan_text(user: User, now_ms: int) -> str:
+async def load_timeline(db: Database, user_id: int) -> ledger.Timeline:
+    async with db.read() as conn:
+        return await ledger.user_timeline(conn, user_id)
+
+
+def plan_text(user: User, now_ms: int, timeline: ledger.Timeline | None = None) -> str:
+    """The ledger's answer when the user has periods; the cached row otherwise (a plan
+    set before the ledger, or by hand)."""
     now = to_datetime(now_ms)
+    if timeline is not None and timeline.segments:
+        ahead = timeline.ahead(now_ms)
+        if ahead:
+            return _("Your plan: {timeline} (Tashkent time).").format(
+                timeline=timeline_text([(s.tariff, s.end) for s in ahead])
+            )
+        if timeline.ended_by_refund and timeline.end is not None:
+            return _(
+                "Your plan ended on {expiry} (Tashkent time): its payment was refunded."
+            ).format(expiry=format_moment(to_datetime(timeline.end)))
     active = user.active_tariff(now)
     if active and user.tariff_expires_at:
         return _("Your plan: {name}, active until {expiry} (Tashkent time).").format(
@@ -29,14 +48,16 @@ def plan_text(user: User, now_ms: int) -> str:
     return _("You have no active plan.")
 
 
-async def my_plan(message: Message, user: User, clock: Clock) -> None:
-    await message.answer(plan_text(user, clock()), reply_markup=keyboards.buy())
+async def my_plan(message: Message, user: User, clock: Clock, db: Database) -> None:
+    text = plan_text(user, clock(), await load_timeline(db, user.id))
+    await message.answer(text, reply_markup=keyboards.buy())
 
 
-async def my_plan_button(query: CallbackQuery, user: User, clock: Clock) -> None:
+async def my_plan_button(query: CallbackQuery, user: User, clock: Clock, db: Database) -> None:
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.answer(plan_text(user, clock()), reply_markup=keyboards.buy())
+        text = plan_text(user, clock(), await load_timeline(db, user.id))
+        await query.message.answer(text, reply_markup=keyboards.buy())
 
 
 def create_router() -> Router:

@@ -12,39 +12,40 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import BuyCallback, MenuCallback
-from bot.handlers.plan import plan_text
+from bot.handlers.plan import load_timeline, plan_text
 from bot.payment_methods import PaymentMethod
 from bot.texts import format_som, tariff_line
 from db.clock import Clock, to_datetime
 from db.database import Database
+from db.ledger import Timeline
 from db.orders import open_order
 from db.tariffs import TARIFF_CODES, Tariff, tariff_name
 from db.users import User
 
 
-def tariffs_text(tariffs: Mapping[str, Tariff], user: User, now_ms: int) -> str:
+def tariffs_text(
+    tariffs: Mapping[str, Tariff], user: User, now_ms: int, timeline: Timeline | None = None
+) -> str:
     lines = [_("Tariffs:"), ""]
     lines += [tariff_line(tariff) for tariff in tariffs.values()]
-    lines += ["", plan_text(user, now_ms)]
+    lines += ["", plan_text(user, now_ms, timeline)]
     return "\n".join(lines)
 
 
 async def show_tariffs(
-    message: Message, user: User, tariffs: Mapping[str, Tariff], clock: Clock
+    message: Message, user: User, tariffs: Mapping[str, Tariff], clock: Clock, db: Database
 ) -> None:
-    await message.answer(
-        tariffs_text(tariffs, user, clock()), reply_markup=keyboards.tariffs(tariffs.values())
-    )
+    text = tariffs_text(tariffs, user, clock(), await load_timeline(db, user.id))
+    await message.answer(text, reply_markup=keyboards.tariffs(tariffs.values()))
 
 
 async def tariffs_button(
-    query: CallbackQuery, user: User, tariffs: Mapping[str, Tariff], clock: Clock
+    query: CallbackQuery, user: User, tariffs: Mapping[str, Tariff], clock: Clock, db: Database
 ) -> None:
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.answer(
-            tariffs_text(tariffs, user, clock()), reply_markup=keyboards.tariffs(tariffs.values())
-        )
+        text = tariffs_text(tariffs, user, clock(), await load_timeline(db, user.id))
+        await query.message.answer(text, reply_markup=keyboards.tariffs(tariffs.values()))
 
 
 async def buy(
@@ -79,7 +80,7 @@ async def buy(
                 order=order.merchant_trans_id,
                 name=tariff_name(tariff.code),
                 price=format_som(order.amount),
-                days=tariff.days,
+                days=order.days or tariff.days,
             ),
             reply_markup=keyboards.pay(buttons),
         )

@@ -9,7 +9,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
-from bot.texts import format_moment, format_som
+from bot.texts import format_moment, format_som, timeline_text
 from db import admin_alerts, outbox
 from db.tariffs import tariff_name
 
@@ -23,6 +23,12 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
     amount = format_som(int(payload.get("amount", 0)))  # type: ignore[call-overload]
     raw_expiry = payload.get("expires_at")
     expiry = format_moment(datetime.fromisoformat(str(raw_expiry))) if raw_expiry else "—"
+    if kind in (outbox.PAYMENT_RECEIVED, outbox.PAYMENT_REFUNDED) and "timeline" in payload:
+        text = _ledger_notice(kind, payload, name, amount)
+        if payload.get("test"):
+            text += "\n" + _("🧪 Test payment (Payme sandbox): no real money was paid.")
+        return text, keyboards.my_plan()
+    # Notices queued before the ledger (no "timeline" in them) keep their old wording.
     if kind == outbox.PAYMENT_RECEIVED:
         text = _(
             "✅ Payment received: {amount}.\nYour plan {name} is active until {expiry} "
@@ -51,6 +57,45 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
     raise ValueError(f"unknown notice kind {kind!r}")
 
 
+def _ledger_notice(kind: str, payload: dict[str, object], name: str, amount: str) -> str:
+    """ "Payment received" / "refunded" with the timeline the ledger gave (db/billing.py):
+    what the user reads is what the ledger holds, including "nothing was taken back"
+    when the refunded days were used already."""
+    raw = payload.get("timeline")
+    stretches = (
+        [(str(item[0]), int(item[2])) for item in raw if isinstance(item, list)]
+        if isinstance(raw, list)
+        else []
+    )
+    plan = timeline_text(stretches)
+    if kind == outbox.PAYMENT_RECEIVED:
+        return _(
+            "✅ Payment received: {amount}.\nYour plan: {timeline} (Tashkent time). Thank you!"
+        ).format(amount=amount, timeline=plan)
+    taken = bool(payload.get("removed_ms"))
+    if taken and plan:
+        text = _(
+            "↩️ Your payment of {amount} for {name} was refunded, and its unused days "
+            "were taken back.\nYour plan now: {timeline} (Tashkent time)."
+        )
+    elif taken:
+        text = _(
+            "↩️ Your payment of {amount} for {name} was refunded, and its unused days "
+            "were taken back. Your plan has ended."
+        )
+    elif plan:
+        text = _(
+            "↩️ Your payment of {amount} for {name} was refunded. Its days had already "
+            "been used, so your plan stays: {timeline} (Tashkent time)."
+        )
+    else:
+        text = _(
+            "↩️ Your payment of {amount} for {name} was refunded. Its days had already "
+            "been used; you have no active plan."
+        )
+    return text.format(amount=amount, name=name, timeline=plan)
+
+
 def render_admin_alert(payload: dict[str, object]) -> str:
     """An alert about money at risk (db/admin_alerts.py), in the admin's language."""
     alert = payload.get("alert")
@@ -76,6 +121,7 @@ def render_admin_alert(payload: dict[str, object]) -> str:
         lines = [
             f"#{item.get('id')} {html.quote(str(item.get('provider_title', '')))} "
             f"{html.quote(str(item.get('provider_id', '')))}"
+            f"{' 🧪' if item.get('test') else ''}"  # a Payme sandbox payment (A1)
             for item in payments
             if isinstance(item, dict)
         ]

@@ -51,11 +51,10 @@ async def test_buy_plus_in_the_bot_and_pay_with_click(
         "sendMessage", lambda call: call.params["chat_id"] == USER and "Платёж" in call.text
     )
     assert notice.text == (
-        "✅ Платёж получен: 15 000 сум.\n"
-        f"Ваш тариф PLUS действует до {expiry} (по ташкентскому времени). Спасибо!"
+        f"✅ Платёж получен: 15 000 сум.\nВаш тариф: PLUS до {expiry} (по ташкентскому времени). Спасибо!"
     )
     assert [b["callback_data"] for b in notice.buttons] == ["menu:myplan"]
 
     await tg.message(USER, "/myplan")
     plan = telegram.of("sendMessage", USER)[-1]
-    assert plan.text == f"Ваш тариф: PLUS, действует до {expiry} (по ташкентскому времени)."
+    assert plan.text == f"Ваш тариф: PLUS до {expiry} (по ташкентскому времени)."

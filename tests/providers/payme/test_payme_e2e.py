@@ -41,13 +41,13 @@ async def test_buy_pro_pay_with_payme_then_refund(
     shown = (to_datetime(performed["perform_time"]) + timedelta(days=30)).astimezone(TASHKENT)
     expected = (
         "✅ Toʻlov qabul qilindi: 39 000 soʻm.\n"
-        f"PRO tarifingiz {shown:%d.%m.%Y %H:%M} gacha amal qiladi (Toshkent vaqti bilan). Rahmat!"
+        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan). Rahmat!"
     )
     received = await telegram.wait_for("sendMessage", lambda c: c.text == expected)
     assert received.params["chat_id"] == USER
     await tg.message(USER, "/myplan", language="uz")
     assert telegram.of("sendMessage", USER)[-1].text == (
-        f"Tarifingiz: PRO, {shown:%d.%m.%Y %H:%M} gacha amal qiladi (Toshkent vaqti bilan)."
+        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan)."
     )
 
     clock.advance(days=2)
@@ -57,11 +57,11 @@ async def test_buy_pro_pay_with_payme_then_refund(
     await telegram.wait_for("sendMessage", lambda c: c.text.startswith("↩️"))
     notice = [c for c in telegram.of("sendMessage", USER) if c.text.startswith("↩️")][-1]
     assert notice.text == (
-        "↩️ PRO uchun 39 000 soʻm toʻlovingiz qaytarildi, shu toʻlov bilan berilgan kunlar "
-        "tarifingizdan olib tashlandi. "
-        f"Tarifingiz endi {ended:%d.%m.%Y %H:%M} gacha amal qiladi (Toshkent vaqti bilan)."
+        "↩️ PRO uchun 39 000 soʻm toʻlovingiz qaytarildi, uning foydalanilmagan kunlari "
+        "bekor qilindi. Tarifingiz tugadi."
     )
     await tg.message(USER, "/myplan", language="uz")
     assert telegram.of("sendMessage", USER)[-1].text == (
-        f"PRO tarifingiz muddati tugagan: {ended:%d.%m.%Y %H:%M} (Toshkent vaqti bilan)."
+        f"Tarifingiz {ended:%d.%m.%Y %H:%M} da tugadi (Toshkent vaqti bilan): uning toʻlovi "
+        "qaytarildi."
     )

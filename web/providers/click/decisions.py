@@ -141,8 +141,9 @@ async def complete(
             return Result(Outcome.CANCELLED)
         if attempt.amount != payment.amount:
             return Result(Outcome.WRONG_AMOUNT)
-        # Credited even if the order was paid meanwhile (D8): Click has taken the money.
-        await credit_payment(conn, payment, order, tariffs, now_ms)
+        # Credited even if the order was paid meanwhile (D8): Click has taken the money,
+        # so it is one more period and every admin is told at once (A5).
+        await credit_payment(conn, payment, order, tariffs, now_ms, admin_ids)
         return Result(Outcome.OK, payment.id)
 
 

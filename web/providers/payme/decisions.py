@@ -6,6 +6,10 @@ and re-reads the transaction under that lock, so repeated or concurrent calls wi
 Payme id see each other's effects and give one row and one effect. Crediting and
 refunding go through `db.billing`, the path Click shares.
 
+Sandbox and production never mix (A1): every call is made with one key, `test` says
+which, and a transaction of the other kind is as absent as an unknown id (-31003), is
+left out of GetStatement and does not make an order busy (-31008).
+
 Results are `Outcome`s plus the stored row, never wire codes: turning them into
 JSON-RPC errors and results is the protocol module's job (`methods.py`). Some refusals
 still change state (a transaction past its 12 hours is cancelled with reason 4, and
@@ -16,7 +20,7 @@ raised, and the transaction commits.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,11 +81,13 @@ def payme_state(payment: Payment) -> int:
     return STATES[payment.state]
 
 
-async def check_perform(db: Database, mti: str, amount: int, now_ms: int) -> Result:
+async def check_perform(
+    db: Database, mti: str, amount: int, now_ms: int, test: bool = False
+) -> Result:
     """CheckPerformTransaction: may this order be paid with this amount now? (§5.1)"""
     async with db.transaction() as conn:
         order = await get_order(conn, mti, lock=True)
-        refusal = await _order_checks(conn, order, amount, now_ms, payme_time=None)
+        refusal = await _order_checks(conn, order, amount, now_ms, None, test)
         if refusal is not None:
             return refusal
         assert order is not None
@@ -95,6 +101,9 @@ async def create(
     """CreateTransaction: a new state-1 transaction, or the stored one on a repeat."""
     async with db.transaction() as conn:
         existing = await find_payment(conn, NAME, payme_id)
+        if existing is not None and existing.test != test:
+            # The id is the other kind's (A1): never answered from, never changed.
+            return Result(Outcome.CONFLICT)
         order = (
             await get_order_by_id(conn, existing.order_id, lock=True)
             if existing
@@ -102,9 +111,11 @@ async def create(
         )
         # Re-read under the order lock: a concurrent Create may have inserted it meanwhile.
         existing = await find_payment(conn, NAME, payme_id)
+        if existing is not None and existing.test != test:
+            return Result(Outcome.CONFLICT)
         if existing is not None:
             return await _repeated_create(conn, existing, amount, mti, now_ms)
-        refusal = await _order_checks(conn, order, amount, now_ms, payme_time=payme_time)
+        refusal = await _order_checks(conn, order, amount, now_ms, payme_time, test)
         if refusal is not None:
             return refusal
         assert order is not None
@@ -124,16 +135,23 @@ async def create(
             # order lock): the stored transaction decides, as for any repeat.
             raced = await find_payment(conn, NAME, payme_id)
             assert raced is not None, "the unique constraint fired, so the row exists"
+            if raced.test != test:
+                return Result(Outcome.CONFLICT)
             return await _repeated_create(conn, raced, amount, mti, now_ms)
         return Result(Outcome.OK, inserted, order)
 
 
 async def perform(
-    db: Database, payme_id: str, tariffs: Mapping[str, Tariff], now_ms: int
+    db: Database,
+    payme_id: str,
+    tariffs: Mapping[str, Tariff],
+    now_ms: int,
+    test: bool = False,
+    admin_ids: Collection[int] = (),
 ) -> Result:
     """PerformTransaction: credit the order once; repeats return the stored result."""
     async with db.transaction() as conn:
-        found = await _locked_transaction(conn, payme_id)
+        found = await _locked_transaction(conn, payme_id, test)
         if found is None:
             return Result(Outcome.NOT_FOUND)
         payment, order = found
@@ -148,15 +166,17 @@ async def perform(
             # D11: an order is paid once; close this attempt so no state 1 is left over.
             await _cancel(conn, payment, REASON_EXECUTION_ERROR, now_ms)
             return Result(Outcome.CONFLICT)
-        await credit_payment(conn, payment, order, tariffs, now_ms)
+        await credit_payment(conn, payment, order, tariffs, now_ms, admin_ids)
         return Result(Outcome.OK, await _reread(conn, payment), order)
 
 
-async def cancel(db: Database, payme_id: str, reason: int, now_ms: int) -> Result:
+async def cancel(
+    db: Database, payme_id: str, reason: int, now_ms: int, test: bool = False
+) -> Result:
     """CancelTransaction: before perform the order stays payable (D8); after perform it
     is a refund (D9). A cancelled transaction returns its stored result unchanged."""
     async with db.transaction() as conn:
-        found = await _locked_transaction(conn, payme_id)
+        found = await _locked_transaction(conn, payme_id, test)
         if found is None:
             return Result(Outcome.NOT_FOUND)
         payment, order = found
@@ -167,22 +187,28 @@ async def cancel(db: Database, payme_id: str, reason: int, now_ms: int) -> Resul
         return Result(Outcome.OK, await _reread(conn, payment), order)
 
 
-async def check(db: Database, payme_id: str) -> Result:
+async def check(db: Database, payme_id: str, test: bool = False) -> Result:
     """CheckTransaction: read only, even for an expired state 1 (§5.2), so it takes no
     write lock."""
     async with db.read() as conn:
         payment = await find_payment(conn, NAME, payme_id)
-        return Result(Outcome.OK, payment) if payment else Result(Outcome.NOT_FOUND)
+        if payment is None or payment.test != test:
+            return Result(Outcome.NOT_FOUND)
+        return Result(Outcome.OK, payment)
 
 
-async def statement(db: Database, start: int, end: int) -> list[tuple[Payment, str]]:
-    """GetStatement: every Payme transaction with start <= time <= end, by time then id."""
+async def statement(
+    db: Database, start: int, end: int, test: bool = False
+) -> list[tuple[Payment, str]]:
+    """GetStatement: every Payme transaction of the caller's kind (A1) with
+    start <= time <= end, by time then id."""
     query = (
         select(payments, orders.c.merchant_trans_id)
         .join(orders, orders.c.id == payments.c.order_id)
         .where(
             and_(
                 payments.c.provider == NAME,
+                payments.c.test == test,
                 payments.c.payme_time >= start,
                 payments.c.payme_time <= end,
             )
@@ -196,13 +222,13 @@ async def statement(db: Database, start: int, end: int) -> list[tuple[Payment, s
 
 
 async def set_fiscal_data(
-    db: Database, payme_id: str, kind: str, fiscal_data: dict[str, Any]
+    db: Database, payme_id: str, kind: str, fiscal_data: dict[str, Any], test: bool = False
 ) -> Result:
     """SetFiscalData: the receipt Payme made, kept per payment and type (a repeat replaces)."""
     async with db.transaction() as conn:
         # The order lock, as for every writer: a PERFORM and a CANCEL receipt arriving
         # together would otherwise both read the old JSON and one would be lost.
-        found = await _locked_transaction(conn, payme_id)
+        found = await _locked_transaction(conn, payme_id, test)
         if found is None:
             return Result(Outcome.NOT_FOUND)
         payment, _order = found
@@ -213,9 +239,15 @@ async def set_fiscal_data(
 
 
 async def _order_checks(
-    conn: AsyncConnection, order: Order | None, amount: int, now_ms: int, payme_time: int | None
+    conn: AsyncConnection,
+    order: Order | None,
+    amount: int,
+    now_ms: int,
+    payme_time: int | None,
+    test: bool,
 ) -> Result | None:
-    """§5.1 steps 1-6 on a locked order; None when the order may be paid."""
+    """§5.1 steps 1-6 on a locked order; None when the order may be paid. Only a live
+    transaction of the caller's kind makes the order busy (A1)."""
     if order is None:
         return Result(Outcome.ORDER_NOT_FOUND)
     if amount != order.amount:
@@ -231,6 +263,7 @@ async def _order_checks(
             payments.c.order_id == order.id,
             payments.c.provider == NAME,
             payments.c.state == PaymentState.PENDING,
+            payments.c.test == test,
         )
     )
     blocking = False
@@ -257,9 +290,12 @@ async def _repeated_create(
     return Result(Outcome.OK, payment, order)
 
 
-async def _locked_transaction(conn: AsyncConnection, payme_id: str) -> tuple[Payment, Order] | None:
+async def _locked_transaction(
+    conn: AsyncConnection, payme_id: str, test: bool
+) -> tuple[Payment, Order] | None:
+    """The transaction of the caller's kind (A1) and its order, locked; else None."""
     payment = await find_payment(conn, NAME, payme_id)
-    if payment is None:
+    if payment is None or payment.test != test:
         return None
     order = await get_order_by_id(conn, payment.order_id, lock=True)
     return await _reread(conn, payment), order

@@ -43,7 +43,7 @@ async def check_perform_transaction(ctx: Context, call: Call, now: int) -> dict[
     field = ctx.field
     amount = integer(call.params, "amount", positive=True)
     mti = order_id(call.params, field)
-    result = await decisions.check_perform(ctx.services.db, mti, amount, now)
+    result = await decisions.check_perform(ctx.services.db, mti, amount, now, call.test)
     if result.outcome is not decisions.Outcome.OK or result.order is None:
         raise fail(result.outcome, field)
     tariff = ctx.services.tariffs[result.order.tariff]
@@ -80,7 +80,10 @@ async def create_transaction(ctx: Context, call: Call, now: int) -> dict[str, An
 
 async def perform_transaction(ctx: Context, call: Call, now: int) -> dict[str, Any]:
     transaction_id = payme_id(call.params)
-    result = await decisions.perform(ctx.services.db, transaction_id, ctx.services.tariffs, now)
+    services = ctx.services
+    result = await decisions.perform(
+        services.db, transaction_id, services.tariffs, now, call.test, services.admin_ids
+    )
     if result.outcome is not decisions.Outcome.OK or result.payment is None:
         raise fail(result.outcome, ctx.field)
     payment = result.payment
@@ -90,7 +93,7 @@ async def perform_transaction(ctx: Context, call: Call, now: int) -> dict[str, A
 async def cancel_transaction(ctx: Context, call: Call, now: int) -> dict[str, Any]:
     transaction_id = payme_id(call.params)
     reason = integer(call.params, "reason")
-    result = await decisions.cancel(ctx.services.db, transaction_id, reason, now)
+    result = await decisions.cancel(ctx.services.db, transaction_id, reason, now, call.test)
     if result.outcome is not decisions.Outcome.OK or result.payment is None:
         raise fail(result.outcome, ctx.field)
     payment = result.payment
@@ -102,7 +105,7 @@ async def cancel_transaction(ctx: Context, call: Call, now: int) -> dict[str, An
 
 
 async def check_transaction(ctx: Context, call: Call, now: int) -> dict[str, Any]:
-    result = await decisions.check(ctx.services.db, payme_id(call.params))
+    result = await decisions.check(ctx.services.db, payme_id(call.params), call.test)
     if result.payment is None:
         raise fail(result.outcome, ctx.field)
     return transaction_state(result.payment)
@@ -112,7 +115,8 @@ async def get_statement(ctx: Context, call: Call, now: int) -> dict[str, Any]:
     start = integer(call.params, "from")
     end = integer(call.params, "to")
     field = ctx.field
-    rows = await decisions.statement(ctx.services.db, start, end) if start <= end else []
+    db = ctx.services.db
+    rows = await decisions.statement(db, start, end, call.test) if start <= end else []
     return {
         "transactions": [
             {
@@ -136,7 +140,9 @@ async def set_fiscal_data(ctx: Context, call: Call, now: int) -> dict[str, Any]:
     fiscal_data = call.params.get("fiscal_data")
     if not isinstance(fiscal_data, dict):
         raise RpcError("invalid", "fiscal_data")
-    result = await decisions.set_fiscal_data(ctx.services.db, transaction_id, kind, fiscal_data)
+    result = await decisions.set_fiscal_data(
+        ctx.services.db, transaction_id, kind, fiscal_data, call.test
+    )
     if result.outcome is not decisions.Outcome.OK:
         raise fail(result.outcome, ctx.field)
     return {"success": True}

@@ -1,0 +1,326 @@
+"""A subscription is a ledger of paid periods; this module is the one place for its rules.
+
+Every credited payment adds one row to `periods` (its tariff and the time its order
+recorded); a refund marks that row refunded at a moment. Nothing else is stored: the
+plan at any moment is computed by replaying those events in time order, so the answer
+is exact after any number of switches and refunds, in any order, and computing it twice
+gives the same result. The rules (README, "How subscriptions add up"):
+
+- **Same tariff:** a new period follows that tariff's earlier periods (first in, first
+  used).
+- **Another tariff:** nothing is converted at any price. Whenever time passes, the
+  tariff with the highest `rank` (db/tariffs.py `CATALOGUE`) that has time left runs;
+  the others are paused and resume when it is used up.
+- **Nothing left:** a period credited then starts at once.
+- **A refund removes that payment's period:** its unused part disappears (so whatever
+  was queued after it runs earlier by that much); the part already used stays used. If
+  nothing remains afterwards, the plan ended at that moment *by the refund*, which is
+  not an expiry (no "expired" message, `/myplan` says "refunded").
+
+`users.tariff` / `users.tariff_expires_at` are a cache of the result, rewritten by
+`sync_user` in the same transaction as every change of the ledger: the tariff of the
+plan's last stretch and the plan's end (the scheduler's reminders and expiry message
+follow the end of the last period, and must stay one indexed range scan). When the plan
+ended by a refund, `tariff` is NULL, so the scheduler never announces that end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.clock import to_datetime, to_ms
+from db.schema import periods, users
+from db.tariffs import CATALOGUE_BY_CODE
+
+DAY_MS = 86_400_000
+
+
+def rank(tariff: str) -> int:
+    """A tariff's precedence: from the catalogue, never from its name or price."""
+    entry = CATALOGUE_BY_CODE.get(tariff)
+    return entry.rank if entry else 0
+
+
+@dataclass(frozen=True)
+class Period:
+    """One credited payment's time (`payment_id` None: an opening period from the
+    migration of the one-row model)."""
+
+    id: int
+    user_id: int
+    payment_id: int | None
+    tariff: str
+    duration_ms: int
+    credited_at: int  # ms
+    refunded_at: int | None  # ms
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of time during which one tariff ran without a break: [start, end)."""
+
+    tariff: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PeriodFate:
+    """What became of one period in the replay: its time used, whether and how much a
+    refund removed, and when it ran out (projected for the future)."""
+
+    period_id: int
+    used_ms: int
+    removed_ms: int
+    end: int | None  # when its time ran out (or was removed); None: never ran or left
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The replayed ledger: every stretch of tariff (past and projected), per-period
+    fates, and whether the plan's end was caused by a refund."""
+
+    segments: tuple[Segment, ...]
+    fates: dict[int, PeriodFate] = field(default_factory=dict)
+    ended_by_refund: bool = False
+
+    @property
+    def end(self) -> int | None:
+        return self.segments[-1].end if self.segments else None
+
+    def ahead(self, now: int) -> tuple[Segment, ...]:
+        """The stretches still to run at `now` (the current one cut to start at `now`)."""
+        return tuple(
+            Segment(s.tariff, max(s.start, now), s.end) for s in self.segments if s.end > now
+        )
+
+    def active(self, now: int) -> str | None:
+        for segment in self.segments:
+            if segment.start <= now < segment.end:
+                return segment.tariff
+        return None
+
+    def granted_ms(self) -> int:
+        return sum(segment.end - segment.start for segment in self.segments)
+
+
+@dataclass
+class _Running:
+    period: Period
+    left: int
+    used: int = 0
+    removed: int = 0
+    end: int | None = None
+
+
+def compute(ledger: Iterable[Period]) -> Timeline:
+    """Replay credits and refunds in time order and project the rest (a pure function).
+
+    Events at the same moment: credits before refunds, then by period id, so the order
+    the database returns rows in never changes the answer.
+    """
+    rows = sorted(ledger, key=lambda p: (p.credited_at, p.id))
+    events: list[tuple[int, int, int, Period]] = [(p.credited_at, 0, p.id, p) for p in rows]
+    # A refund stamped before its credit (two instances' clocks) counts at the credit.
+    events += [
+        (max(p.refunded_at, p.credited_at), 1, p.id, p) for p in rows if p.refunded_at is not None
+    ]
+    events.sort(key=lambda event: event[:3])
+    running: dict[int, _Running] = {}
+    segments: list[Segment] = []
+    clock: int | None = None
+    ended_by_refund = False
+    for moment, kind, _pid, period in events:
+        if clock is not None:
+            _advance(running, segments, clock, moment)
+        clock = moment if clock is None else max(clock, moment)
+        if kind == 0:
+            running[period.id] = _Running(period, period.duration_ms)
+            ended_by_refund = False
+            continue
+        state = running[period.id]
+        if state.left > 0:
+            state.removed, state.left, state.end = state.left, 0, clock
+            if not any(other.left for other in running.values()):
+                ended_by_refund = True
+    if clock is not None:
+        _advance(running, segments, clock, None)
+    fates = {
+        pid: PeriodFate(pid, state.used, state.removed, state.end) for pid, state in running.items()
+    }
+    return Timeline(tuple(segments), fates, ended_by_refund)
+
+
+def _advance(
+    running: dict[int, _Running], segments: list[Segment], start: int, until: int | None
+) -> None:
+    """Let time pass from `start` to `until` (None: until every period is used up)."""
+    now = start
+    while until is None or now < until:
+        live = [state for state in running.values() if state.left > 0]
+        if not live:
+            return
+        top = max(rank(state.period.tariff) for state in live)
+        current = min(
+            (state for state in live if rank(state.period.tariff) == top),
+            key=lambda state: (state.period.credited_at, state.period.id),
+        )
+        step = current.left if until is None else min(current.left, until - now)
+        current.left -= step
+        current.used += step
+        if current.left == 0:
+            current.end = now + step
+        tariff = current.period.tariff
+        if segments and segments[-1].tariff == tariff and segments[-1].end == now:
+            segments[-1] = Segment(tariff, segments[-1].start, now + step)
+        else:
+            segments.append(Segment(tariff, now, now + step))
+        now += step
+
+
+# ---- the database side -------------------------------------------------------------
+
+
+def _period(row: object) -> Period:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Period(**{name: mapping[name] for name in Period.__dataclass_fields__})
+
+
+async def user_periods(conn: AsyncConnection, user_id: int) -> list[Period]:
+    rows = await conn.execute(
+        select(periods).where(periods.c.user_id == user_id).order_by(periods.c.id)
+    )
+    return [_period(row) for row in rows]
+
+
+async def user_timeline(conn: AsyncConnection, user_id: int) -> Timeline:
+    return compute(await user_periods(conn, user_id))
+
+
+async def add_period(
+    conn: AsyncConnection,
+    user_id: int,
+    payment_id: int | None,
+    tariff: str,
+    duration_ms: int,
+    now_ms: int,
+) -> Timeline:
+    """Credit one period (the caller holds the user's row lock) and refresh the cache."""
+    await _adopt_cached_plan(conn, user_id, now_ms)
+    await conn.execute(
+        insert(periods).values(
+            user_id=user_id,
+            payment_id=payment_id,
+            tariff=tariff,
+            duration_ms=duration_ms,
+            credited_at=now_ms,
+        )
+    )
+    return await sync_user(conn, user_id)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a refund changed: the unused time it removed (0: the period was used up, or
+    the payment had no period) and the timelines before and after."""
+
+    removed_ms: int
+    before: Timeline
+    after: Timeline
+
+
+async def refund_period(
+    conn: AsyncConnection, user_id: int, payment_id: int, now_ms: int, fallback_ms: int = 0
+) -> Removal:
+    """Remove the payment's period at `now_ms` (the caller holds the user's row lock).
+
+    A payment credited before the ledger existed has no period: its time is inside the
+    user's opening period (converted into that period's tariff by the old rule), so up
+    to `fallback_ms` (what it granted) of that period's unused time is removed instead."""
+    await _adopt_cached_plan(conn, user_id, now_ms)
+    ledger = await user_periods(conn, user_id)
+    before = compute(ledger)
+    target = next((p for p in ledger if p.payment_id == payment_id and p.refunded_at is None), None)
+    if target is None:
+        return await _refund_from_opening(conn, user_id, ledger, before, fallback_ms, now_ms)
+    await conn.execute(update(periods).where(periods.c.id == target.id).values(refunded_at=now_ms))
+    after = await sync_user(conn, user_id)
+    return Removal(after.fates[target.id].removed_ms, before, after)
+
+
+async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -> None:
+    """A user with no periods but a live cached plan (set before the ledger existed, or
+    by hand) gets that plan as an opening period first, as migration 0005 does, so the
+    ledger never silently drops time the user has."""
+    if await conn.scalar(select(periods.c.id).where(periods.c.user_id == user_id).limit(1)):
+        return
+    row = (
+        await conn.execute(
+            select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == user_id)
+        )
+    ).one_or_none()
+    if row is None or row.tariff is None or row.tariff_expires_at is None:
+        return
+    left = to_ms(row.tariff_expires_at) - now_ms
+    if left > 0:
+        await conn.execute(
+            insert(periods).values(
+                user_id=user_id,
+                payment_id=None,
+                tariff=row.tariff,
+                duration_ms=left,
+                credited_at=now_ms,
+            )
+        )
+
+
+async def _refund_from_opening(
+    conn: AsyncConnection,
+    user_id: int,
+    ledger: list[Period],
+    before: Timeline,
+    fallback_ms: int,
+    now_ms: int,
+) -> Removal:
+    """Shorten the live opening period by min(`fallback_ms`, its unused time at now):
+    the same effect as removing that much of its unused part."""
+    opening = next((p for p in ledger if p.payment_id is None and p.refunded_at is None), None)
+    if opening is None or fallback_ms <= 0:
+        return Removal(0, before, before)
+    probe = [
+        Period(**{**p.__dict__, "refunded_at": now_ms}) if p.id == opening.id else p for p in ledger
+    ]
+    removed = min(fallback_ms, compute(probe).fates[opening.id].removed_ms)
+    if removed <= 0:
+        return Removal(0, before, before)
+    await conn.execute(
+        update(periods)
+        .where(periods.c.id == opening.id)
+        .values(duration_ms=opening.duration_ms - removed)
+    )
+    return Removal(removed, before, await sync_user(conn, user_id))
+
+
+async def sync_user(conn: AsyncConnection, user_id: int) -> Timeline:
+    """Recompute the user's timeline and rewrite the `users` cache from it."""
+    timeline = await user_timeline(conn, user_id)
+    tariff, expires_at = None, None
+    if timeline.segments:
+        last = timeline.segments[-1]
+        tariff = None if timeline.ended_by_refund else last.tariff
+        expires_at = to_datetime(last.end)
+    await conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(tariff=tariff, tariff_expires_at=expires_at)
+    )
+    return timeline
+
+
+def describe(segments: Sequence[Segment]) -> list[list[object]]:
+    """Segments as JSON for an outbox payload: `[[tariff, start_ms, end_ms], ...]`."""
+    return [[s.tariff, s.start, s.end] for s in segments]
