@@ -51,7 +51,8 @@ async def test_buy_plus_in_the_bot_and_pay_with_click(
         "sendMessage", lambda call: call.params["chat_id"] == USER and "Платёж" in call.text
     )
     assert notice.text == (
-        f"✅ Платёж получен: 15 000 сум.\nВаш тариф: PLUS до {expiry} (по ташкентскому времени). Спасибо!"
+        "✅ Платёж получен: 15 000 сум.\n"
+        f"Ваш тариф: PLUS до {expiry} (по ташкентскому времени). Спасибо!"
     )
     assert [b["callback_data"] for b in notice.buttons] == ["menu:myplan"]
 
