@@ -39,7 +39,7 @@ from tests.providers.click.helpers import (
     snapshot,
 )
 from tests.providers.payme.helpers import AUTH, PaymeCaller, account, error_of
-from web.accept_errors import ACCEPT_MESSAGE, AcceptErrorLog
+from web.accept_errors import ACCEPT_MESSAGE, RETRY_AFTER_CLOSE, AcceptErrorLog
 from web.app import create_app
 from web.env import SettingsError
 from web.keys import DATABASE
@@ -504,12 +504,17 @@ def test_running_out_of_descriptors_is_logged_once_per_burst(
                 clock.now += 1
             clock.now += 120  # quiet
         handler(loop, {"message": "something else", "exception": ValueError()})
+        # The retry timer that fires after the server closed its socket, at a stop.
+        closed = {"message": RETRY_AFTER_CLOSE + "(...)", "exception": ValueError("fd -1")}
+        handler(loop, closed)
     finally:
         loop.close()
-    lines = [r.getMessage() for r in caplog.records if r.name == "web.accept_errors"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "web.accept_errors"][:2]
     assert len(lines) == 2 and all("Too many open files" in line for line in lines), lines
     assert "(0 repeats" in lines[0] and "(99 repeats" in lines[1]
     assert [c["message"] for c in passed_on] == ["something else"]
+    last = [r for r in caplog.records if r.name == "web.accept_errors"][-1]
+    assert last.levelno == logging.INFO and not last.exc_info
 
 
 # --- stage 3: the generated slice --------------------------------------------------------
@@ -551,3 +556,73 @@ async def test_a_malformed_http_request_is_one_warning_line(
     clean_log(caplog)
     lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.server"]
     assert len(lines) == 1 and lines[0].startswith("malformed HTTP request from"), lines
+
+
+async def test_a_flood_beyond_the_descriptor_limit_logs_one_line_and_recovers(
+    telegram: Any, tmp_path: Path
+) -> None:
+    """`python -m web` limited to 64 descriptors, and 120 clients whose bodies never end:
+    accept() fails for seconds; the log says so once, without a traceback, and once the
+    deadline has cut the bodies, /health answers again."""
+    port = free_port()
+    keep = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    env = {
+        **keep,
+        "PYTHONUNBUFFERED": "1",
+        "BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": telegram_url(telegram),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+        "REQUEST_BODY_TIMEOUT_SECONDS": "2",
+    }
+    limited = (
+        "import resource, runpy; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)); "
+        "runpy.run_module('web', run_name='__main__')"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", limited, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    clients: list[asyncio.StreamWriter] = []
+    try:
+        assert await health_status(port, wait=45) == 200
+        head = post_head("/click/prepare", 100, "Content-Type: text/plain") + b"\r\n\r\na"
+        for _ in range(120):  # within the listen backlog (128), beyond the descriptors
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head)
+            clients.append(writer)
+        await asyncio.sleep(4)  # the pause lasts a few accept retries
+        for writer in clients:
+            writer.close()
+        assert await health_status(port, wait=20) == 200
+    finally:
+        process.terminate()
+        output = (await asyncio.wait_for(process.communicate(), 30))[0].decode()
+    assert "Traceback" not in output, output[-3000:]
+    lines = [line for line in output.splitlines() if "cannot accept connections" in line]
+    assert len(lines) == 1, output[-3000:]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def health_status(port: int, *, wait: float) -> int:
+    """/health's status once it answers, trying for `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            status, _ = await raw_http(
+                Served("127.0.0.1", port, web.Application()),
+                b"GET /health HTTP/1.1\r\nHost: 127.0.0.1",
+            )
+            return status
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -20,6 +20,9 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 ACCEPT_MESSAGE = "socket.accept() out of system resource"
+# asyncio's retry of a paused listening socket, when it fires after the server closed it
+# (a stop within a second of a burst): a ValueError with a traceback, and nothing lost.
+RETRY_AFTER_CLOSE = "Exception in callback BaseSelectorEventLoop._start_serving"
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
 
@@ -36,7 +39,13 @@ class AcceptErrorLog:
         self.repeats = 0
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") != ACCEPT_MESSAGE:
+        message = str(context.get("message", ""))
+        if message.startswith(RETRY_AFTER_CLOSE) and isinstance(
+            context.get("exception"), ValueError
+        ):
+            log.info("a paused listening socket was closed before its retry; nothing to do")
+            return
+        if message != ACCEPT_MESSAGE:
             if self.previous is not None:
                 self.previous(loop, context)
             else:
@@ -58,9 +67,13 @@ class AcceptErrorLog:
 
 
 async def accept_errors_logged_once(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: installs the handler on the serving loop, and restores the old one."""
+    """cleanup_ctx: installs the handler on the serving loop, once per loop.
+
+    It stays after the app's cleanup: asyncio's accept retry can fire after the server
+    closed (see `RETRY_AFTER_CLOSE`), while the loop winds down; a second app on the same
+    loop finds it there and does not wrap it again."""
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
-    loop.set_exception_handler(AcceptErrorLog(previous))
+    if not isinstance(previous, AcceptErrorLog):
+        loop.set_exception_handler(AcceptErrorLog(previous))
     yield
-    loop.set_exception_handler(previous)
