@@ -26,6 +26,7 @@ from tests.outbox_helpers import wait_until_drained
 from tests.processes import (
     instance_env,
     max_in_window,
+    start_instance,
     start_instances,
     stop_all,
     wait_for_sender,
@@ -36,6 +37,7 @@ from tests.send_stamps import SendStamps
 
 RATE = 20
 NOTICES = 120
+DEPLOY_NOTICES = 300
 
 
 async def queue_stream(db: Database, chats: range, per_batch: int = 10) -> None:
@@ -103,25 +105,30 @@ async def test_instances_started_together_share_one_send_rate(
 async def test_sigterm_to_the_sender_during_a_stream_sends_nothing_twice(
     database_url: str, telegram: FakeTelegram
 ) -> None:
-    """A deploy: the old instance (the sender) gets SIGTERM while notices stream and sends
-    are on the wire; the standby takes over. No message twice, none lost, and the rate
-    holds across the hand-over."""
+    """A deploy: the new instance starts while the old one (the sender) works through a
+    stream of notices; then the old one gets SIGTERM with sends on the wire, and the new
+    one takes over. No message twice, none lost, and the rate holds across the overlap
+    and the hand-over."""
     telegram.send_latency = 0.3  # a real round trip: several sends always on the wire
     stamps = await SendStamps.start(telegram)
     envs = [instance_env(stamps.url, database_url, NOTIFY_RATE_PER_SECOND=str(RATE)) for _ in "ab"]
-    instances = await start_instances(envs)
+    instances = await start_instances(envs[:1])
     db = Database.from_url(database_url)
     try:
-        old = await wait_for_sender(instances)
-        [new] = [instance for instance in instances if instance is not old]
-        chats = range(6000, 6000 + NOTICES)
-        stream = asyncio.create_task(queue_stream(db, chats))
-        await wait_delivered(telegram, NOTICES // 3, within=60)
+        [old] = instances
+        await wait_for_sender(instances)
+        chats = range(6000, 6000 + DEPLOY_NOTICES)
+        # About 25 a second for 12 s: the old instance is still busy when the new is up.
+        stream = asyncio.create_task(queue_stream(db, chats, per_batch=5))
+        instances.append(await start_instance(envs[1]))
+        new = instances[1]
+        await wait_delivered(telegram, DEPLOY_NOTICES // 3, within=60)
+        assert old.is_sender and not new.is_sender
         started = time.monotonic()
         assert await old.terminate() == 0, old.output
         assert time.monotonic() - started < 10
         await stream
-        await wait_delivered(telegram, NOTICES, within=NOTICES / RATE + 90)
+        await wait_delivered(telegram, DEPLOY_NOTICES, within=DEPLOY_NOTICES / RATE + 90)
         # The notices the old instance had claimed but not sent wait for their lease
         # (about 22 s); a send it cut on the wire would come back then, twice.
         await wait_until_drained(db, within=60)
@@ -132,7 +139,7 @@ async def test_sigterm_to_the_sender_during_a_stream_sends_nothing_twice(
         for call in sends:
             per_chat[call.params["chat_id"]] += 1
         assert [chat for chat, count in per_chat.items() if count != 1] == []
-        assert len(stamps.times) == NOTICES
+        assert len(stamps.times) == DEPLOY_NOTICES
         assert max_in_window(stamps.times) <= RATE + 1  # across the hand-over too
         assert "Traceback" not in old.output
     finally:
