@@ -108,8 +108,9 @@ class FakeTelegram:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        arrived = time.monotonic()  # before the body is read: as close to the wire as it gets
         params = await _read_params(request)
-        call = Call(method, params)
+        call = Call(method, params, arrived)
         self.calls.append(call)
         self._changed.set()
         if method == "getUpdates" and not self.updates:

@@ -68,11 +68,12 @@ class Instance:
                 await asyncio.wait_for(self.reader, 5)
 
 
-def instance_env(telegram: FakeTelegram, database_url: str, **extra: str) -> dict[str, str]:
-    """One instance's environment: webhook mode, Click and Payme on, a port of its own."""
+def instance_env(telegram: FakeTelegram | str, database_url: str, **extra: str) -> dict[str, str]:
+    """One instance's environment: webhook mode, Click and Payme on, a port of its own;
+    `telegram` is the fake Bot API or the URL of a proxy in front of it."""
     return product_env(
         BOT_TOKEN=BOT_TOKEN,
-        TELEGRAM_API_URL=telegram_url(telegram),
+        TELEGRAM_API_URL=telegram if isinstance(telegram, str) else telegram_url(telegram),
         BASE_URL="https://bot.example.test",
         HOST="127.0.0.1",
         PORT=str(free_port()),

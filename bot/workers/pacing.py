@@ -63,10 +63,13 @@ class Pacer:
                 if wait <= 0:
                     break
                 await asyncio.sleep(wait)
-            # A timer that fired a little late is made up at the next slot (never below
-            # the limit); after an idle spell the schedule restarts from now.
+            # The next slot is a full interval after this send, even when this timer fired
+            # late: making lateness up would put two sends closer than `interval`, and a
+            # window could then hold one more than the limit. Lateness costs a millisecond
+            # or so per send; the full interval is the margin that absorbs the jitter
+            # between this moment and the request reaching Telegram.
             now = self._monotonic()
-            self._next_slot = max(self._next_slot, now - self.interval / 2) + self.interval
+            self._next_slot = max(self._next_slot, now) + self.interval
         self.sent(chat_id)
 
     def sent(self, chat_id: int) -> None:
