@@ -1,8 +1,10 @@
-"""Read-only queries behind the admin console: search, details, statistics, export.
+"""Read-only queries behind the admin console: search, totals, details, statistics, export.
 
 Search terms become indexed lookups: each free term (a number, an id, an order prefix)
 is resolved to payment ids through a UNION of lookups that each hit one index, so a
-million payments are searched without a scan on both SQLite and PostgreSQL.
+million payments are searched without a scan on both SQLite and PostgreSQL. Pages are
+cut by a keyset cursor `(create_time, id)`, never an offset, so a payment arriving while
+the admin pages can neither repeat a row nor push one out of sight.
 """
 
 from __future__ import annotations
@@ -12,25 +14,51 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.schema import orders, payments, users
 
 MAX_BIGINT = 2**63 - 1
+MAX_AMOUNT_SOM = 10**12  # a bare number above this cannot be an amount
 
 
 @dataclass(frozen=True)
 class Filters:
     """A parsed admin search; every part narrows the result (terms combine with AND)."""
 
-    terms: tuple[str, ...] = ()  # user id, provider id, paydoc id or order id (prefix)
-    usernames: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()  # provider id, order id (prefix), name part; numbers more
+    amounts: tuple[int, ...] = ()  # tiyin, written as an amount ("15 000", "15000 so'm")
+    usernames: tuple[str, ...] = ()  # without @, any case
     states: frozenset[str] = frozenset()
     providers: frozenset[str] = frozenset()
     tariffs: frozenset[str] = frozenset()
     created_from_ms: int | None = None  # inclusive
     created_to_ms: int | None = None  # exclusive
+    test: bool = False  # only test payments (otherwise listed, marked, and not counted)
+    double: bool = False  # only payments of orders paid more than once
+    user_id: int | None = None  # exactly one buyer (the card's "their payments")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A row's place in the newest-first order: what a page button carries."""
+
+    create_time: int
+    id: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,20 @@ class PaymentLine:
     username: str | None
     user_tariff: str | None = None
     user_tariff_expires_at: datetime | None = None
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.create_time, self.id)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Count and sums of every match; test payments only when the search asks for them."""
+
+    count: int
+    paid: int  # tiyin
+    refunded: int  # tiyin
+    test_count: int  # test payments among the matches, left out of the figures above
 
 
 COLUMNS = (
@@ -83,9 +125,9 @@ COLUMNS = (
 )
 
 
-def _joined() -> Select[Any]:
+def _joined(*columns: Any) -> Select[Any]:
     return (
-        select(*COLUMNS)
+        select(*(columns or COLUMNS))
         .select_from(payments)
         .join(orders, orders.c.id == payments.c.order_id)
         .join(users, users.c.id == orders.c.user_id)
@@ -96,30 +138,57 @@ def _line(row: Any) -> PaymentLine:
     return PaymentLine(**dict(row._mapping))
 
 
-def _term_ids(term: str) -> Any:
-    """Payment ids matching one free term, each branch an indexed lookup."""
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _name_contains(word: str, postgres: bool) -> ColumnElement[bool]:
+    """A case-insensitive part of the buyer's name.
+
+    PostgreSQL's ILIKE folds every alphabet. SQLite's LIKE folds only ASCII, so the
+    word is also tried lower-, upper- and title-cased: `алиса` finds `Алиса`.
+    """
+    if postgres:
+        return users.c.first_name.ilike(_like_pattern(word), escape="\\")
+    variants = sorted({word, word.lower(), word.upper(), word.capitalize(), word.title()})
+    return or_(*(users.c.first_name.like(_like_pattern(v), escape="\\") for v in variants))
+
+
+def _term(term: str, postgres: bool) -> ColumnElement[bool]:
+    """One free word: an id of any kind, an order id or its start, a name part, an amount."""
     branches = [
         select(payments.c.id).where(payments.c.provider_id == term),
         select(payments.c.id)
         .join(orders, orders.c.id == payments.c.order_id)
         .where(orders.c.merchant_trans_id >= term, orders.c.merchant_trans_id < term + "\uffff"),
     ]
-    if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT:
-        number = int(term)
+    number = int(term) if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT else None
+    if number is not None:
         branches.append(select(payments.c.id).where(payments.c.click_paydoc_id == number))
         branches.append(
             select(payments.c.id)
             .join(orders, orders.c.id == payments.c.order_id)
             .where(orders.c.user_id == number)
         )
-    return union(*branches)
+    conditions: list[ColumnElement[bool]] = [payments.c.id.in_(union(*branches))]
+    if number is None:
+        named = select(users.c.id).where(_name_contains(term, postgres))
+        conditions.append(orders.c.user_id.in_(named))
+    elif number <= MAX_AMOUNT_SOM:
+        conditions.append(payments.c.amount == number * 100)
+    return or_(*conditions)
 
 
-def _where(query: Select[Any], filters: Filters) -> Select[Any]:
+def _where(query: Select[Any], filters: Filters, postgres: bool) -> Select[Any]:
     for term in filters.terms:
-        query = query.where(payments.c.id.in_(_term_ids(term)))
+        query = query.where(_term(term, postgres))
+    for amount in filters.amounts:
+        query = query.where(payments.c.amount == amount)
     for username in filters.usernames:
-        query = query.where(users.c.username == username)
+        query = query.where(func.lower(users.c.username) == username.lower())
+    if filters.user_id is not None:
+        query = query.where(orders.c.user_id == filters.user_id)
     # States, providers and tariffs match a large share of all rows: walking the newest
     # payments and checking them finds a page at once, while an index on them would make
     # the database collect and sort every match. `|| ''` keeps the planners off those
@@ -134,20 +203,74 @@ def _where(query: Select[Any], filters: Filters) -> Select[Any]:
         query = query.where(payments.c.create_time >= filters.created_from_ms)
     if filters.created_to_ms is not None:
         query = query.where(payments.c.create_time < filters.created_to_ms)
+    if filters.test:
+        query = query.where(payments.c.test == true())
+    if filters.double:
+        paid = payments.alias("paid_twice")
+        paid_count = (
+            select(func.count())
+            .where(paid.c.order_id == payments.c.order_id, paid.c.state == "paid")
+            .scalar_subquery()
+        )
+        query = query.where(paid_count > 1)
     return query
 
 
+def _is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
 async def search(
-    conn: AsyncConnection, filters: Filters, offset: int, limit: int
+    conn: AsyncConnection,
+    filters: Filters,
+    limit: int,
+    *,
+    older_than: Cursor | None = None,
+    newer_than: Cursor | None = None,
+    at_or_older: Cursor | None = None,
 ) -> list[PaymentLine]:
-    """Newest first, along the creation-time index; one page and nothing else."""
-    query = (
-        _where(_joined(), filters)
-        .order_by(payments.c.create_time.desc(), payments.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
+    """One page, newest first, cut at a cursor (at most one of the three is given).
+
+    `newer_than` walks the other way (the ◀ button) and returns the page in the usual
+    newest-first order.
+    """
+    key = tuple_(payments.c.create_time, payments.c.id)
+    query = _where(_joined(), filters, _is_postgres(conn))
+    if older_than is not None:
+        query = query.where(key < tuple_(literal(older_than.create_time), literal(older_than.id)))
+    if at_or_older is not None:
+        query = query.where(
+            key <= tuple_(literal(at_or_older.create_time), literal(at_or_older.id))
+        )
+    if newer_than is not None:
+        query = query.where(key > tuple_(literal(newer_than.create_time), literal(newer_than.id)))
+        query = query.order_by(payments.c.create_time, payments.c.id).limit(limit)
+        return [_line(row) for row in reversed((await conn.execute(query)).all())]
+    query = query.order_by(payments.c.create_time.desc(), payments.c.id.desc()).limit(limit)
     return [_line(row) for row in await conn.execute(query)]
+
+
+async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
+    """The header of a search: every match counted and summed, not just one page."""
+    counted = true() if filters.test else payments.c.test == false()
+    query = _where(
+        _joined(
+            func.count(case((counted, 1))),
+            func.coalesce(
+                func.sum(case((and_(counted, payments.c.state == "paid"), payments.c.amount))),
+                0,
+            ),
+            func.coalesce(
+                func.sum(case((and_(counted, payments.c.state == "refunded"), payments.c.amount))),
+                0,
+            ),
+            func.count(case((payments.c.test == true(), 1))),
+        ),
+        filters,
+        _is_postgres(conn),
+    )
+    count, paid, refunded, tests = (await conn.execute(query)).one()
+    return Totals(int(count), int(paid), int(refunded), 0 if filters.test else int(tests))
 
 
 async def payment_line(conn: AsyncConnection, payment_id: int) -> PaymentLine | None:
@@ -159,7 +282,7 @@ async def stream_lines(
     conn: AsyncConnection, filters: Filters, batch: int = 1000
 ) -> AsyncIterator[PaymentLine]:
     """All matching payments, oldest first, fetched in batches (never all in memory)."""
-    query = _where(_joined(), filters).order_by(payments.c.id)
+    query = _where(_joined(), filters, _is_postgres(conn)).order_by(payments.c.id)
     result = await conn.stream(query.execution_options(yield_per=batch))
     async for row in result:
         yield _line(row)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -147,3 +148,10 @@ jobs = Table(
     Column("next_run_at", UtcDateTime(), nullable=False),
     Column("last_run_at", UtcDateTime(), nullable=True),  # the last completed run's `now`
 )
+
+# The admin console's searches (migration 0004_admin_search.py): @username in any case,
+# keyset pages on PostgreSQL, an amount, and the rare test payments without a scan.
+Index("ix_users_username_lower", func.lower(users.c.username))
+Index("ix_payments_create_time_id", payments.c.create_time, payments.c.id)
+Index("ix_payments_amount_create_time", payments.c.amount, payments.c.create_time)
+Index("ix_payments_test_create_time", payments.c.test, payments.c.create_time)

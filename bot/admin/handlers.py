@@ -12,7 +12,7 @@ import csv
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, Filter
@@ -26,23 +26,25 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.admin import views as admin_views
-from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment
+from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment, Way
 from bot.admin.search import BadQuery, date_range, day_start_ms, month_range, parse_query
 from bot.payment_methods import PaymentMethod
 from db import admin_queries
-from db.admin_queries import Filters, PaymentLine
+from db.admin_queries import Cursor, Filters, PaymentLine
 from db.billing import refund_payment
 from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
 from db.database import Database
 from db.money import som_decimal
-from db.orders import get_order_by_id
-from db.payments import get_payment, update_payment
+from db.orders import Order, get_order_by_id
+from db.payments import Payment, get_payment, update_payment
 from db.states import PaymentState
 from db.users import User
 
 PAGE_SIZE = 10
+OTHERS_SHOWN = 5
 DAY_MS = 86_400_000
 CSV_HEADER = (
     "payment_id", "created_at", "provider", "provider_id", "click_paydoc_id",
@@ -57,54 +59,87 @@ class IsAdmin(Filter):
         return sender is not None and sender.id in admin_ids
 
 
-def page_keyboard(
-    lines: list[PaymentLine], offset: int, query: str, more: bool
-) -> InlineKeyboardMarkup:
+def query_of(message: Message) -> str:
+    """The search a page or card was made for: its first line, as Telegram returns it."""
+    first = (message.text or "").split("\n", 1)[0]
+    return first[len(admin_views.QUERY_MARK) :] if first.startswith(admin_views.QUERY_MARK) else ""
+
+
+def page_keyboard(lines: list[PaymentLine], newer: bool, older: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    anchor = lines[0].cursor
     for index, line in enumerate(lines):
-        builder.button(text=str(offset + index + 1), callback_data=ShowPayment(payment_id=line.id))
+        builder.button(
+            text=str(index + 1),
+            callback_data=ShowPayment(
+                payment_id=line.id, page_time=anchor.create_time, page_id=anchor.id
+            ),
+        )
     builder.adjust(5)
     navigation = InlineKeyboardBuilder()
-    try:
-        if offset > 0:
-            back = PaymentsPage(offset=max(0, offset - PAGE_SIZE), query=query)
-            navigation.button(text="◀", callback_data=back)
-        if more:
-            navigation.button(
-                text="▶", callback_data=PaymentsPage(offset=offset + PAGE_SIZE, query=query)
-            )
-    except ValueError:
-        navigation = InlineKeyboardBuilder()  # a query too long for a button: no paging
+    if newer:
+        first = lines[0].cursor
+        navigation.button(
+            text="◀",
+            callback_data=PaymentsPage(
+                way=Way.NEWER, create_time=first.create_time, payment_id=first.id
+            ),
+        )
+    if older:
+        last = lines[-1].cursor
+        navigation.button(
+            text="▶",
+            callback_data=PaymentsPage(
+                way=Way.OLDER, create_time=last.create_time, payment_id=last.id
+            ),
+        )
     builder.attach(navigation)
     return builder.as_markup()
 
 
+def today_in_tashkent(clock: Clock) -> date:
+    return to_datetime(clock()).astimezone(TASHKENT).date()
+
+
 async def render_page(
-    db: Database, query: str, offset: int, titles: Mapping[str, str]
-) -> tuple[str, InlineKeyboardMarkup]:
+    db: Database, query: str, page: PaymentsPage, clock: Clock, titles: Mapping[str, str]
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of a search and the totals of all its matches, read in one transaction."""
     try:
-        filters = parse_query(query, provider_names=titles.keys())
+        filters = parse_query(query, titles.keys(), today_in_tashkent(clock))
     except BadQuery as error:
-        raise BadQuery(_("Cannot read “{word}”.").format(word=error.args[0])) from error
+        return admin_views.cannot_read(query, str(error.args[0])), None
+    cursor = Cursor(page.create_time, page.payment_id)
     async with db.read() as conn:
-        lines = await admin_queries.search(conn, filters, offset, PAGE_SIZE + 1)
-    more = len(lines) > PAGE_SIZE
-    lines = lines[:PAGE_SIZE]
-    if not lines:
-        return admin_views.nothing_found(), InlineKeyboardBuilder().as_markup()
-    text = admin_views.payments_page(lines, offset, titles)
-    return text, page_keyboard(lines, offset, query, more)
+        if page.way == Way.NEWER:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, newer_than=cursor)
+        elif page.way == Way.OLDER:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, older_than=cursor)
+        elif page.way == Way.AT:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, at_or_older=cursor)
+        else:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE)
+        if not lines and page.way != Way.FIRST:  # the rows moved away: start again
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE)
+        if not lines:
+            return admin_views.nothing_found(query), None
+        newer = await admin_queries.search(conn, filters, 1, newer_than=lines[0].cursor)
+        older = await admin_queries.search(conn, filters, 1, older_than=lines[-1].cursor)
+        totals = await admin_queries.totals(conn, filters)
+    text = admin_views.payments_page(query, totals, filters.test, lines, titles)
+    return text, page_keyboard(lines, bool(newer), bool(older))
 
 
 async def payments_command(
-    message: Message, command: CommandObject, db: Database, provider_titles: Mapping[str, str]
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    clock: Clock,
+    provider_titles: Mapping[str, str],
 ) -> None:
-    query = (command.args or "").strip()
-    try:
-        text, markup = await render_page(db, query, 0, provider_titles)
-    except BadQuery as error:
-        await message.answer(f"{error}\n\n{admin_views.nothing_found()}")
-        return
+    query = " ".join((command.args or "").split())
+    first = PaymentsPage(way=Way.FIRST)
+    text, markup = await render_page(db, query, first, clock, provider_titles)
     await message.answer(text, reply_markup=markup)
 
 
@@ -112,18 +147,15 @@ async def payments_page(
     query: CallbackQuery,
     callback_data: PaymentsPage,
     db: Database,
+    clock: Clock,
     provider_titles: Mapping[str, str],
 ) -> None:
-    try:
-        text, markup = await render_page(
-            db, callback_data.query, callback_data.offset, provider_titles
-        )
-    except BadQuery:
-        await query.answer()
-        return
     await query.answer()
-    if isinstance(query.message, Message):
-        await query.message.edit_text(text, reply_markup=markup)
+    if not isinstance(query.message, Message):
+        return
+    search = query_of(query.message)
+    text, markup = await render_page(db, search, callback_data, clock, provider_titles)
+    await query.message.edit_text(text, reply_markup=markup)
 
 
 def manual_reversal(payment_methods: Sequence[PaymentMethod]) -> frozenset[str]:
@@ -131,17 +163,51 @@ def manual_reversal(payment_methods: Sequence[PaymentMethod]) -> frozenset[str]:
     return frozenset(method.name for method in payment_methods if method.manual_reversal)
 
 
-def details_keyboard(
-    line: PaymentLine, payment_methods: Sequence[PaymentMethod]
-) -> InlineKeyboardMarkup | None:
-    if line.provider not in manual_reversal(payment_methods) or line.state != PaymentState.PAID:
-        return None
-    builder = InlineKeyboardBuilder()
+def back_button(builder: InlineKeyboardBuilder, page_time: int, page_id: int) -> None:
+    way = Way.AT if page_id else Way.FIRST
     builder.button(
-        text=_("Record Click reversal"),
-        callback_data=RecordReversal(payment_id=line.id, confirmed=False),
+        text=_("◀ Back to the list"),
+        callback_data=PaymentsPage(way=way, create_time=page_time, payment_id=page_id),
     )
+
+
+def card_keyboard(
+    line: PaymentLine, payment_methods: Sequence[PaymentMethod], page: ShowPayment
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if line.provider in manual_reversal(payment_methods) and line.state == PaymentState.PAID:
+        builder.button(
+            text=_("Record Click reversal"),
+            callback_data=RecordReversal(
+                payment_id=line.id,
+                confirmed=False,
+                page_time=page.page_time,
+                page_id=page.page_id,
+            ),
+        )
+    back_button(builder, page.page_time, page.page_id)
+    builder.adjust(1)
     return builder.as_markup()
+
+
+async def render_card(
+    db: Database, search: str, page: ShowPayment, now_ms: int, titles: Mapping[str, str],
+    payment_methods: Sequence[PaymentMethod],
+) -> tuple[str, InlineKeyboardMarkup] | None:  # fmt: skip
+    async with db.read() as conn:
+        line = await admin_queries.payment_line(conn, page.payment_id)
+        if line is None:
+            return None
+        theirs = Filters(user_id=line.user_id)
+        others = [
+            other
+            for other in await admin_queries.search(conn, theirs, OTHERS_SHOWN + 1)
+            if other.id != line.id
+        ][:OTHERS_SHOWN]
+        count = await admin_queries.totals(conn, Filters(user_id=line.user_id, test=False))
+    other_count = count.count + count.test_count - 1
+    text = admin_views.payment_card(search, line, others, other_count, to_datetime(now_ms), titles)
+    return text, card_keyboard(line, payment_methods, page)
 
 
 async def show_payment(
@@ -152,15 +218,22 @@ async def show_payment(
     provider_titles: Mapping[str, str],
     payment_methods: Sequence[PaymentMethod],
 ) -> None:
-    async with db.read() as conn:
-        line = await admin_queries.payment_line(conn, callback_data.payment_id)
+    """The card replaces the list in the same message; Back brings the same page back."""
     await query.answer()
-    if line is None or not isinstance(query.message, Message):
+    if not isinstance(query.message, Message):
         return
-    await query.message.answer(
-        admin_views.payment_details(line, to_datetime(clock()), provider_titles),
-        reply_markup=details_keyboard(line, payment_methods),
+    card = await render_card(
+        db, query_of(query.message), callback_data, clock(), provider_titles, payment_methods
     )
+    if card is not None:
+        await query.message.edit_text(card[0], reply_markup=card[1])
+
+
+async def refund_in_books(
+    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int
+) -> None:
+    """The one place the console changes money: the ledger's refund of a paid payment."""
+    await refund_payment(conn, payment, order, now_ms, None)
 
 
 async def record_reversal(
@@ -172,18 +245,33 @@ async def record_reversal(
     provider_titles: Mapping[str, str],
     payment_methods: Sequence[PaymentMethod],
 ) -> None:
-    """Two taps: confirm, then take the payment's days back in one locked transaction."""
+    """Two taps: a question that says what this does and does not do (with Cancel), then
+    the refund in our books in one locked transaction."""
     if not isinstance(query.message, Message):
         await query.answer()
         return
+    search = query_of(query.message)
+    page = ShowPayment(
+        payment_id=callback_data.payment_id,
+        page_time=callback_data.page_time,
+        page_id=callback_data.page_id,
+    )
     if not callback_data.confirmed:
+        async with db.read() as conn:
+            line = await admin_queries.payment_line(conn, callback_data.payment_id)
+        await query.answer()
+        if line is None:
+            return
         builder = InlineKeyboardBuilder()
         builder.button(
             text=_("Yes, Click reversed this payment"),
-            callback_data=RecordReversal(payment_id=callback_data.payment_id, confirmed=True),
+            callback_data=callback_data.model_copy(update={"confirmed": True}),
         )
-        await query.answer()
-        await query.message.edit_reply_markup(reply_markup=builder.as_markup())
+        builder.button(text=_("Cancel"), callback_data=page)
+        builder.adjust(1)
+        await query.message.edit_text(
+            admin_views.reversal_question(search, line), reply_markup=builder.as_markup()
+        )
         return
     now_ms = clock()
     async with db.transaction() as conn:
@@ -197,19 +285,16 @@ async def record_reversal(
             and payment.state == PaymentState.PAID
         )
         if payment is not None and order is not None and done:
-            await refund_payment(conn, payment, order, now_ms, None)
+            await refund_in_books(conn, payment, order, now_ms)
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)
     if not done:
         await query.answer(_("This payment is not a paid Click payment any more."), True)
         return
     await query.answer(_("Reversal recorded; the user's days were taken back."))
-    async with db.read() as conn:
-        line = await admin_queries.payment_line(conn, callback_data.payment_id)
-    if line is not None:
-        await query.message.edit_text(
-            admin_views.payment_details(line, to_datetime(now_ms), provider_titles)
-        )
+    card = await render_card(db, search, page, now_ms, provider_titles, payment_methods)
+    if card is not None:
+        await query.message.edit_text(card[0], reply_markup=card[1])
 
 
 async def stats_command(

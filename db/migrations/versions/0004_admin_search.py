@@ -1,0 +1,32 @@
+"""Indexes for the console's searches: any-case @username, keyset pages, amounts, tests
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02
+
+Asked for as revision "0004" on 0001, but this branch's main already has a 0004 (the merge
+of 0002 and 0003) and two revisions of one id break Alembic; so "0005" on that head here,
+for the lead to re-chain.
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_users_username_lower", "users", [sa.text("lower(username)")])
+    op.create_index("ix_payments_create_time_id", "payments", ["create_time", "id"])
+    op.create_index("ix_payments_amount_create_time", "payments", ["amount", "create_time"])
+    op.create_index("ix_payments_test_create_time", "payments", ["test", "create_time"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_payments_test_create_time", "payments")
+    op.drop_index("ix_payments_amount_create_time", "payments")
+    op.drop_index("ix_payments_create_time_id", "payments")
+    op.drop_index("ix_users_username_lower", "users")
