@@ -51,6 +51,7 @@ class Filters:
     test: bool = False  # only test payments (otherwise listed, marked, and not counted)
     double: bool = False  # only payments of orders paid more than once
     user_id: int | None = None  # exactly one buyer (the card's "their payments")
+    real_only: bool = False  # leave test payments out (exports, unless `test` is asked)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ def _where(query: Select[Any], filters: Filters, postgres: bool) -> Select[Any]:
         query = query.where(payments.c.create_time < filters.created_to_ms)
     if filters.test:
         query = query.where(payments.c.test == true())
+    elif filters.real_only:
+        query = query.where(payments.c.test == false())
     if filters.double:
         paid = payments.alias("paid_twice")
         paid_count = (

@@ -8,11 +8,11 @@ because callback data can be forged.
 from __future__ import annotations
 
 import asyncio
-import csv
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, Filter
@@ -28,16 +28,17 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.admin import export
 from bot.admin import views as admin_views
 from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment, Way
-from bot.admin.search import BadQuery, date_range, day_start_ms, month_range, parse_query
+from bot.admin.search import BadQuery, day_start_ms, month_range, parse_query
 from bot.payment_methods import PaymentMethod
+from bot.texts import format_som
 from db import admin_queries
 from db.admin_queries import Cursor, Filters, PaymentLine
 from db.billing import refund_payment
 from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
 from db.database import Database
-from db.money import som_decimal
 from db.orders import Order, get_order_by_id
 from db.payments import Payment, get_payment, update_payment
 from db.states import PaymentState
@@ -46,11 +47,6 @@ from db.users import User
 PAGE_SIZE = 10
 OTHERS_SHOWN = 5
 DAY_MS = 86_400_000
-CSV_HEADER = (
-    "payment_id", "created_at", "provider", "provider_id", "click_paydoc_id",
-    "merchant_trans_id", "user_id", "username", "tariff", "amount_som", "state",
-    "paid_at", "cancelled_at", "cancel_reason",
-)  # fmt: skip
 
 
 class IsAdmin(Filter):
@@ -325,61 +321,50 @@ async def stats_command(
     )
 
 
-def csv_row(line: PaymentLine) -> list[str]:
-    def moment(ms: int | None) -> str:
-        return to_datetime(ms).astimezone(TASHKENT).isoformat(timespec="seconds") if ms else ""
-
-    return [
-        str(line.id),
-        moment(line.create_time),
-        line.provider,
-        line.provider_id,
-        "" if line.click_paydoc_id is None else str(line.click_paydoc_id),
-        line.merchant_trans_id,
-        str(line.user_id),
-        line.username or "",
-        line.tariff,
-        som_decimal(line.amount),
-        line.state,
-        moment(line.perform_time),
-        moment(line.cancel_time),
-        line.cancel_note or ("" if line.cancel_reason is None else str(line.cancel_reason)),
-    ]
-
-
 async def export_command(
-    message: Message, command: CommandObject, db: Database, clock: Clock, bot: Bot
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    clock: Clock,
+    bot: Bot,
+    provider_titles: Mapping[str, str],
 ) -> None:
-    """Rows go from a streamed query into a temporary file, never all into memory."""
-    argument = (command.args or "").strip()
-    today = to_datetime(clock()).astimezone(TASHKENT).date()
+    """`/export [search] [csv]`: the search of /payments (this month unless it names a
+    period), test payments only when asked for; an .xlsx unless `csv` is asked for."""
+    words = (command.args or "").split()
+    as_csv = any(word.lower() == "csv" for word in words)
+    query = " ".join(word for word in words if word.lower() not in ("csv", "xlsx"))
+    today = today_in_tashkent(clock)
     try:
-        span = date_range(argument) if argument else month_range(today)
+        filters = parse_query(query, provider_titles.keys(), today)
     except BadQuery:
-        span = None
-    if span is None:
-        await message.answer(_("Usage: /export 2026-11-01..2026-11-23 (default: this month)"))
-        return
-    filters = Filters(created_from_ms=span[0], created_to_ms=span[1])
-    handle, path = tempfile.mkstemp(prefix="payments-", suffix=".csv")
-    try:
-        count = 0
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(CSV_HEADER)
-            async with db.read() as conn:
-                async for line in admin_queries.stream_lines(conn, filters):
-                    writer.writerow(csv_row(line))
-                    count += 1
-        first = to_datetime(span[0]).astimezone(TASHKENT).date()
-        last = to_datetime(span[1] - 1).astimezone(TASHKENT).date()
-        name = f"payments_{first:%Y-%m-%d}_{last:%Y-%m-%d}.csv"
-        caption = _("{count} payments, {first} – {last}").format(
-            count=count, first=f"{first:%d.%m.%Y}", last=f"{last:%d.%m.%Y}"
+        await message.answer(
+            _("Usage: /export [search as in /payments] [csv] (default: this month)")
         )
+        return
+    if filters.created_from_ms is None:
+        start, end = month_range(today)
+        filters = replace(filters, created_from_ms=start, created_to_ms=end)
+    filters = replace(filters, real_only=not filters.test)
+    assert filters.created_from_ms is not None and filters.created_to_ms is not None
+    first = to_datetime(filters.created_from_ms).astimezone(TASHKENT).date()
+    last = to_datetime(filters.created_to_ms - 1).astimezone(TASHKENT).date()
+    suffix = "csv" if as_csv else "xlsx"
+    name = f"payments_{first:%Y-%m-%d}_{last:%Y-%m-%d}.{suffix}"
+    with tempfile.TemporaryDirectory(prefix="export-") as directory:
+        path = Path(directory) / name
+        write = export.write_csv if as_csv else export.write_xlsx
+        sums = await write(db, filters, dict(provider_titles), path)
+        caption = _("{count} payments, {first} – {last}; paid {paid}, refunded {refunded}").format(
+            count=sums.count,
+            first=f"{first:%d.%m.%Y}",
+            last=f"{last:%d.%m.%Y}",
+            paid=format_som(sums.paid),
+            refunded=format_som(sums.refunded),
+        )
+        if filters.test:
+            caption += "\n" + _("Test payments only.")
         await bot.send_document(message.chat.id, FSInputFile(path, filename=name), caption=caption)
-    finally:
-        os.unlink(path)
 
 
 def create_router() -> Router:

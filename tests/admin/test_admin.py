@@ -256,20 +256,19 @@ async def test_stats_text_and_chart(tg: Telegram, telegram: FakeTelegram, seeded
 
 
 async def test_export_csv_parses_back(tg: Telegram, telegram: FakeTelegram, seeded) -> None:
-    await tg.message(ADMIN, "/export 2026-11-01..2026-11-10")
+    await tg.message(ADMIN, "/export 2026-11-01..2026-11-10 csv")
     document = await telegram.wait_for("sendDocument")
     assert document.params["document"]["filename"] == "payments_2026-11-01_2026-11-10.csv"
-    rows = list(csv.reader(io.StringIO(document.params["document"]["data"].decode())))
-    assert rows[0][:3] == ["payment_id", "created_at", "provider"]
+    text = document.params["document"]["data"].decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert rows[0][:3] == ["Payment", "Created", "Provider"]
     body = rows[1:]
     assert [int(row[0]) for row in body] == [seeded[f"p{n}"] for n in range(15, 25)]
-    assert [row[9] for row in body] == [
-        "39000.00" if n % 4 == 0 else "15000.00" for n in range(15, 25)
-    ]
-    assert body[-1][1] == "2026-11-10T12:00:00+05:00" and body[-1][3] == "7024"
-    assert document.params["caption"] == "10 payments, 01.11.2026 – 10.11.2026"
-    await tg.message(ADMIN, "/export")  # this month by default
+    assert [row[10] for row in body] == ["39000" if n % 4 == 0 else "15000" for n in range(15, 25)]
+    assert body[-1][1] == "2026-11-10 12:00:00" and body[-1][3] == "7024"
+    assert document.params["caption"].startswith("10 payments, 01.11.2026 – 10.11.2026; paid ")
+    await tg.message(ADMIN, "/export csv")  # this month by default
     default = telegram.of("sendDocument")[-1]
     assert len(default.params["document"]["data"].decode().splitlines()) == 1 + 10
-    await tg.message(ADMIN, "/export last year")
+    await tg.message(ADMIN, "/export 2026-13-01")
     assert telegram.of("sendMessage", ADMIN)[-1].text.startswith("Usage: /export")
