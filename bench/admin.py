@@ -126,7 +126,8 @@ async def time_searches(database: Database, rows: int) -> None:
         "test": "test",
         "double": "double",
     }
-    today = (START + timedelta(days=364)).date()  # the last day of the seeded year
+    step = max(1, 365 * 86_400 // rows)
+    today = (START + timedelta(seconds=step * rows)).date()  # the last seeded day
     print(
         f"{'search':<22} {'query':<36} {'found':>5} {'page ms':>8} {'max':>7} "
         f"{'matches':>8} {'totals ms':>9} {'max':>7}"

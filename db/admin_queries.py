@@ -10,7 +10,7 @@ the admin pages can neither repeat a row nor push one out of sight.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ class Filters:
     double: bool = False  # only payments of orders paid more than once
     user_id: int | None = None  # exactly one buyer (the card's "their payments")
     real_only: bool = False  # leave test payments out (exports, unless `test` is asked)
+    # What `resolve` made of the free terms: ids, or else name parts (words) and amounts.
+    id_terms: tuple[str, ...] = ()
+    name_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,15 +159,19 @@ def _name_contains(word: str, postgres: bool) -> ColumnElement[bool]:
     return or_(*(users.c.first_name.like(_like_pattern(v), escape="\\") for v in variants))
 
 
-def _term(term: str, postgres: bool) -> ColumnElement[bool]:
-    """One free word: an id of any kind, an order id or its start, a name part, an amount."""
+def _number(term: str) -> int | None:
+    return int(term) if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT else None
+
+
+def _id_branches(term: str) -> Any:
+    """Payment ids a free word names as an id of any kind, each branch one indexed lookup."""
     branches = [
         select(payments.c.id).where(payments.c.provider_id == term),
         select(payments.c.id)
         .join(orders, orders.c.id == payments.c.order_id)
         .where(orders.c.merchant_trans_id >= term, orders.c.merchant_trans_id < term + "\uffff"),
     ]
-    number = int(term) if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT else None
+    number = _number(term)
     if number is not None:
         branches.append(select(payments.c.id).where(payments.c.click_paydoc_id == number))
         branches.append(
@@ -172,34 +179,74 @@ def _term(term: str, postgres: bool) -> ColumnElement[bool]:
             .join(orders, orders.c.id == payments.c.order_id)
             .where(orders.c.user_id == number)
         )
-    conditions: list[ColumnElement[bool]] = [payments.c.id.in_(union(*branches))]
-    if number is None:
-        named = select(users.c.id).where(_name_contains(term, postgres))
-        conditions.append(orders.c.user_id.in_(named))
-    elif number <= MAX_AMOUNT_SOM:
-        conditions.append(payments.c.amount == number * 100)
-    return or_(*conditions)
+    return union(*branches)
 
 
-def _where(query: Select[Any], filters: Filters, postgres: bool) -> Select[Any]:
+async def resolve(conn: AsyncConnection, filters: Filters) -> Filters:
+    """Decide what each free word is, with one cheap indexed probe per word.
+
+    A word that names some id (of a payment, an order, a user) means that id; otherwise a
+    number is an amount in so'm and a word a part of the buyer's name. Deciding first
+    keeps every search one indexed plan: an `OR` of "an id, or an amount, or a name"
+    would make both databases scan every payment.
+    """
+    if not filters.terms:
+        return filters
+    id_terms, name_terms, amounts = [], [], list(filters.amounts)
     for term in filters.terms:
-        query = query.where(_term(term, postgres))
+        probe = select(literal(1)).select_from(_id_branches(term).subquery()).limit(1)
+        number = _number(term)
+        if await conn.scalar(probe) is not None:
+            id_terms.append(term)
+        elif number is not None and number <= MAX_AMOUNT_SOM:
+            amounts.append(number * 100)
+        else:
+            name_terms.append(term)
+    return replace(
+        filters,
+        terms=(),
+        id_terms=(*filters.id_terms, *id_terms),
+        name_terms=(*filters.name_terms, *name_terms),
+        amounts=tuple(amounts),
+    )
+
+
+def _needs_orders(filters: Filters) -> bool:
+    return bool(
+        filters.tariffs or filters.name_terms or filters.usernames or filters.user_id is not None
+    )
+
+
+def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) -> Select[Any]:
+    """`walking`: the query walks the newest payments for one page (see the states)."""
+    assert not filters.terms, "resolve() the free terms first"
+    for term in filters.id_terms:
+        query = query.where(payments.c.id.in_(_id_branches(term)))
+    for word in filters.name_terms:
+        named = select(users.c.id).where(_name_contains(word, postgres))
+        query = query.where(orders.c.user_id.in_(named))
     for amount in filters.amounts:
         query = query.where(payments.c.amount == amount)
     for username in filters.usernames:
-        query = query.where(func.lower(users.c.username) == username.lower())
+        handle = select(users.c.id).where(func.lower(users.c.username) == username.lower())
+        query = query.where(orders.c.user_id.in_(handle))
     if filters.user_id is not None:
         query = query.where(orders.c.user_id == filters.user_id)
+
     # States, providers and tariffs match a large share of all rows: walking the newest
     # payments and checking them finds a page at once, while an index on them would make
     # the database collect and sort every match. `|| ''` keeps the planners off those
-    # indexes (on SQLite the state index would otherwise be chosen).
+    # indexes (on SQLite the state index would otherwise be chosen). Totals read every
+    # match anyway, so there the index is welcome.
+    def plain(column: Any) -> Any:
+        return column + "" if walking else column
+
     if filters.states:
-        query = query.where((payments.c.state + "").in_(sorted(filters.states)))
+        query = query.where(plain(payments.c.state).in_(sorted(filters.states)))
     if filters.providers:
-        query = query.where((payments.c.provider + "").in_(sorted(filters.providers)))
+        query = query.where(plain(payments.c.provider).in_(sorted(filters.providers)))
     if filters.tariffs:
-        query = query.where((orders.c.tariff + "").in_(sorted(filters.tariffs)))
+        query = query.where(plain(orders.c.tariff).in_(sorted(filters.tariffs)))
     if filters.created_from_ms is not None:
         query = query.where(payments.c.create_time >= filters.created_from_ms)
     if filters.created_to_ms is not None:
@@ -210,12 +257,13 @@ def _where(query: Select[Any], filters: Filters, postgres: bool) -> Select[Any]:
         query = query.where(payments.c.test == false())
     if filters.double:
         paid = payments.alias("paid_twice")
-        paid_count = (
-            select(func.count())
-            .where(paid.c.order_id == payments.c.order_id, paid.c.state == "paid")
-            .scalar_subquery()
+        twice = (
+            select(paid.c.order_id)
+            .where(paid.c.state == "paid")
+            .group_by(paid.c.order_id)
+            .having(func.count() > 1)
         )
-        query = query.where(paid_count > 1)
+        query = query.where(payments.c.order_id.in_(twice))
     return query
 
 
@@ -238,7 +286,8 @@ async def search(
     newest-first order.
     """
     key = tuple_(payments.c.create_time, payments.c.id)
-    query = _where(_joined(), filters, _is_postgres(conn))
+    filters = await resolve(conn, filters)
+    query = _where(_joined(), filters, _is_postgres(conn), walking=True)
     if older_than is not None:
         query = query.where(key < tuple_(literal(older_than.create_time), literal(older_than.id)))
     if at_or_older is not None:
@@ -255,22 +304,23 @@ async def search(
 
 async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
     """The header of a search: every match counted and summed, not just one page."""
+    filters = await resolve(conn, filters)
     counted = true() if filters.test else payments.c.test == false()
+    paid = and_(counted, payments.c.state == "paid")
+    refunded = and_(counted, payments.c.state == "refunded")
+    source: Any = payments
+    if _needs_orders(filters):  # no join the figures do not need
+        source = payments.join(orders, orders.c.id == payments.c.order_id)
     query = _where(
-        _joined(
+        select(
             func.count(case((counted, 1))),
-            func.coalesce(
-                func.sum(case((and_(counted, payments.c.state == "paid"), payments.c.amount))),
-                0,
-            ),
-            func.coalesce(
-                func.sum(case((and_(counted, payments.c.state == "refunded"), payments.c.amount))),
-                0,
-            ),
+            func.coalesce(func.sum(case((paid, payments.c.amount))), 0),
+            func.coalesce(func.sum(case((refunded, payments.c.amount))), 0),
             func.count(case((payments.c.test == true(), 1))),
-        ),
+        ).select_from(source),
         filters,
         _is_postgres(conn),
+        walking=False,
     )
     count, paid, refunded, tests = (await conn.execute(query)).one()
     return Totals(int(count), int(paid), int(refunded), 0 if filters.test else int(tests))
@@ -285,7 +335,8 @@ async def stream_lines(
     conn: AsyncConnection, filters: Filters, batch: int = 1000
 ) -> AsyncIterator[PaymentLine]:
     """All matching payments, oldest first, fetched in batches (never all in memory)."""
-    query = _where(_joined(), filters, _is_postgres(conn)).order_by(payments.c.id)
+    filters = await resolve(conn, filters)
+    query = _where(_joined(), filters, _is_postgres(conn), walking=False).order_by(payments.c.id)
     result = await conn.stream(query.execution_options(yield_per=batch))
     async for row in result:
         yield _line(row)
