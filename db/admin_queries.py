@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.clock import to_datetime
 from db.schema import orders, payments, users
 
 MAX_BIGINT = 2**63 - 1
@@ -343,36 +344,68 @@ async def stream_lines(
 
 
 @dataclass(frozen=True)
-class Revenue:
-    total: int
-    by_provider: dict[str, int]
-    by_tariff: dict[str, int]
+class Figure:
+    """A count of payments (or orders) and their sum in tiyin."""
+
+    count: int = 0
+    amount: int = 0
 
 
-async def revenue(conn: AsyncConnection, since_ms: int) -> Revenue:
-    """Money kept from payments performed since `since_ms` (refunded ones excluded)."""
-    query = (
-        select(payments.c.provider, orders.c.tariff, func.sum(payments.c.amount))
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What /stats shows for one period; test payments are never in it."""
+
+    kept: Figure  # performed in the period and not refunded since
+    by_provider: dict[str, Figure]
+    by_tariff: dict[str, Figure]
+    refunds: Figure  # refunded in the period
+    pending_orders: int  # made in the period and still waiting for money
+
+
+async def period_figures(conn: AsyncConnection, start_ms: int, end_ms: int) -> PeriodFigures:
+    kept_query = (
+        select(payments.c.provider, orders.c.tariff, func.count(), func.sum(payments.c.amount))
         .join(orders, orders.c.id == payments.c.order_id)
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
+        .where(
+            payments.c.state == "paid",
+            payments.c.test == false(),
+            payments.c.perform_time >= start_ms,
+            payments.c.perform_time < end_ms,
+        )
         .group_by(payments.c.provider, orders.c.tariff)
     )
-    by_provider: dict[str, int] = {}
-    by_tariff: dict[str, int] = {}
-    for provider, tariff, amount in (await conn.execute(query)).tuples():
-        by_provider[provider] = by_provider.get(provider, 0) + int(amount)
-        by_tariff[tariff] = by_tariff.get(tariff, 0) + int(amount)
-    return Revenue(sum(by_provider.values()), by_provider, by_tariff)
-
-
-async def paying_users(conn: AsyncConnection, since_ms: int) -> int:
-    query = (
-        select(func.count(func.distinct(orders.c.user_id)))
-        .select_from(payments)
-        .join(orders, orders.c.id == payments.c.order_id)
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
+    by_provider: dict[str, Figure] = {}
+    by_tariff: dict[str, Figure] = {}
+    rows: list[Any] = list(await conn.execute(kept_query))
+    for provider, tariff, count, amount in rows:
+        for split, key in ((by_provider, provider), (by_tariff, tariff)):
+            old = split.get(key, Figure())
+            split[key] = Figure(old.count + int(count), old.amount + int(amount))
+    refunds_query = select(func.count(), func.coalesce(func.sum(payments.c.amount), 0)).where(
+        payments.c.state == "refunded",
+        payments.c.test == false(),
+        payments.c.cancel_time >= start_ms,
+        payments.c.cancel_time < end_ms,
     )
-    return int(await conn.scalar(query) or 0)
+    refund_row: Any = (await conn.execute(refunds_query)).one()
+    refund_count, refund_amount = refund_row
+    pending = await conn.scalar(
+        select(func.count()).where(
+            orders.c.status == "pending",
+            orders.c.created_at >= to_datetime(start_ms),
+            orders.c.created_at < to_datetime(end_ms),
+        )
+    )
+    kept = Figure(
+        sum(f.count for f in by_provider.values()), sum(f.amount for f in by_provider.values())
+    )
+    return PeriodFigures(
+        kept,
+        by_provider,
+        by_tariff,
+        Figure(int(refund_count), int(refund_amount)),
+        int(pending or 0),
+    )
 
 
 async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, int]:
@@ -381,17 +414,25 @@ async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, 
         .where(users.c.tariff_expires_at > now, users.c.tariff.is_not(None))
         .group_by(users.c.tariff)
     )
-    rows = (await conn.execute(query)).tuples()
+    rows: list[Any] = list(await conn.execute(query))
     return {str(tariff): int(count) for tariff, count in rows}
 
 
-async def daily_revenue(conn: AsyncConnection, since_ms: int, utc_offset_ms: int) -> dict[int, int]:
-    """Kept revenue per local day (days since the epoch, shifted by `utc_offset_ms`)."""
+async def daily_by_tariff(
+    conn: AsyncConnection, start_ms: int, end_ms: int, utc_offset_ms: int
+) -> dict[tuple[int, str], int]:
+    """Kept revenue per (local day number since the epoch, tariff), test payments out."""
     day = (payments.c.perform_time + utc_offset_ms) // 86_400_000
     query = (
-        select(day, func.sum(payments.c.amount))
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
-        .group_by(day)
+        select(day, orders.c.tariff, func.sum(payments.c.amount))
+        .join(orders, orders.c.id == payments.c.order_id)
+        .where(
+            payments.c.state == "paid",
+            payments.c.test == false(),
+            payments.c.perform_time >= start_ms,
+            payments.c.perform_time < end_ms,
+        )
+        .group_by(day, orders.c.tariff)
     )
-    rows = (await conn.execute(query)).tuples()
-    return {int(number): int(amount) for number, amount in rows}
+    rows: list[Any] = list(await conn.execute(query))
+    return {(int(row[0]), str(row[1])): int(row[2]) for row in rows}

@@ -293,31 +293,61 @@ async def record_reversal(
         await query.message.edit_text(card[0], reply_markup=card[1])
 
 
+def stats_days(argument: str) -> int | None:
+    """`/stats` is 30 days; `/stats 7` any number of days up to a year."""
+    if not argument:
+        return 30
+    if argument.isascii() and argument.isdigit() and 1 <= int(argument) <= 366:
+        return int(argument)
+    return None
+
+
 async def stats_command(
-    message: Message, db: Database, clock: Clock, bot: Bot, provider_titles: Mapping[str, str]
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    clock: Clock,
+    bot: Bot,
+    provider_titles: Mapping[str, str],
 ) -> None:
+    """The last N Tashkent days (today included) against the N days before them."""
+    days = stats_days((command.args or "").strip())
+    if days is None:
+        await message.answer(_("Usage: /stats [days, 1–366] (default: 30)"))
+        return
     now_ms = clock()
     today = to_datetime(now_ms).astimezone(TASHKENT).date()
-    today_ms = day_start_ms(today)
-    windows_ms = (
-        (_("Today"), today_ms),
-        (_("7 days"), day_start_ms(today - timedelta(days=6))),
-        (_("30 days"), day_start_ms(today - timedelta(days=29))),
-    )
+    first = today - timedelta(days=days - 1)
+    start, end = day_start_ms(first), day_start_ms(today + timedelta(days=1))
+    previous = day_start_ms(first - timedelta(days=days))
     async with db.read() as conn:
-        windows = [(title, await admin_queries.revenue(conn, since)) for title, since in windows_ms]
-        paying = await admin_queries.paying_users(conn, windows_ms[2][1])
+        current = await admin_queries.period_figures(conn, start, end)
+        before = await admin_queries.period_figures(conn, previous, start)
         active = await admin_queries.active_subscribers(conn, to_datetime(now_ms))
-        daily = await admin_queries.daily_revenue(conn, windows_ms[2][1], TASHKENT_OFFSET_MS)
-    await message.answer(admin_views.stats_text(windows, paying, active, provider_titles))
-    first_day = (today_ms + TASHKENT_OFFSET_MS) // DAY_MS - 29
-    days = [today - timedelta(days=29 - index) for index in range(30)]
-    amounts = [daily.get(first_day + index, 0) for index in range(30)]
-    from bot.admin.chart import revenue_png  # matplotlib is heavy: loaded on first use
+        daily = await admin_queries.daily_by_tariff(conn, start, end, TASHKENT_OFFSET_MS)
+    period = _("{days} days: {first} – {last}").format(
+        days=days, first=f"{first:%d.%m.%Y}", last=f"{today:%d.%m.%Y}"
+    )
+    await message.answer(admin_views.stats_text(period, current, before, active, provider_titles))
+    first_number = (start + TASHKENT_OFFSET_MS) // DAY_MS
+    dates = [first + timedelta(days=index) for index in range(days)]
+    tariffs = sorted({tariff for _day, tariff in daily})
+    series = {
+        tariff: [daily.get((first_number + index, tariff), 0) for index in range(days)]
+        for tariff in tariffs
+    }
+    from bot.admin import chart  # matplotlib is heavy: loaded when a chart is drawn
 
-    png = await asyncio.to_thread(revenue_png, days, amounts, _("Revenue per day, so'm"))
+    labels = chart.Labels(
+        title=_("Revenue per day"),
+        unit=_("thousand so'm, test payments out"),
+        average=_("7-day average"),
+        empty=_("No payments yet"),
+        empty_hint=_("The chart fills in as payments arrive."),
+    )
+    png = await asyncio.to_thread(chart.revenue_png, dates, series, labels)
     await bot.send_photo(
-        message.chat.id, BufferedInputFile(png, filename="revenue.png"), caption=_("30 days")
+        message.chat.id, BufferedInputFile(png, filename="revenue.png"), caption=period
     )
 
 

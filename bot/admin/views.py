@@ -14,10 +14,10 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from bot.texts import format_moment, format_som
-from db.admin_queries import PaymentLine, Revenue, Totals
+from db.admin_queries import Figure, PaymentLine, PeriodFigures, Totals
 from db.clock import to_datetime
 from db.states import PaymentState
-from db.tariffs import tariff_name
+from db.tariffs import TARIFF_CODES, tariff_name
 
 QUERY_MARK = "🔎 "
 
@@ -216,29 +216,70 @@ def reversal_question(query: str, line: PaymentLine) -> str:
     )
 
 
-def revenue_block(title: str, revenue: Revenue, titles: Mapping[str, str]) -> str:
-    split = [
-        f"{titles.get(name, name)} {format_som(amount)}"
-        for name, amount in sorted(revenue.by_provider.items())
-    ] + [
-        f"{tariff_name(name)} {format_som(amount)}"
-        for name, amount in sorted(revenue.by_tariff.items())
-    ]
-    details = f" ({', '.join(split)})" if split else ""
-    return f"{title}: {format_som(revenue.total)}{details}"
+def change(now: int, before: int, percent: bool) -> str:
+    """Against the previous period: `▲ 12%`, `▼ 3`, `±0`, `new`; never `-0`."""
+    if now == before:
+        return "±0"
+    if percent and before == 0:
+        return _("new")
+    arrow = "▲" if now > before else "▼"
+    if not percent:
+        return f"{arrow} {abs(now - before)}"
+    share = abs(now - before) * 100 / before
+    return f"{arrow} {share:.0f}%" if share >= 1 else f"{arrow} <1%"
+
+
+def figure_line(title: str, now: Figure, before: Figure) -> str:
+    trend = change(now.amount, before.amount, True)
+    return f"{title}: {now.count} · {format_som(now.amount)}  {trend}"
 
 
 def stats_text(
-    windows: Sequence[tuple[str, Revenue]],
-    paying: int,
+    period: str,
+    now: PeriodFigures,
+    before: PeriodFigures,
     active: Mapping[str, int],
     titles: Mapping[str, str],
 ) -> str:
-    lines = [_("Revenue")]
-    lines += [revenue_block(title, revenue, titles) for title, revenue in windows]
-    lines.append(_("Paying users in 30 days: {count}").format(count=paying))
-    subscribers = ", ".join(
-        f"{tariff_name(code)} {count}" for code, count in sorted(active.items())
-    )
-    lines.append(_("Active subscribers: {list}").format(list=subscribers or "0"))
+    """One fact per line, short enough for a phone; each against the previous period."""
+    lines = [
+        html.bold(period),
+        _("Paid: {count} · {amount}  {change}").format(
+            count=now.kept.count,
+            amount=format_som(now.kept.amount),
+            change=change(now.kept.amount, before.kept.amount, True),
+        ),
+        _("Refunds: {count} · {amount}  {change}").format(
+            count=now.refunds.count,
+            amount=format_som(now.refunds.amount),
+            change=change(now.refunds.count, before.refunds.count, False),
+        ),
+        _("Pending orders: {count}  {change}").format(
+            count=now.pending_orders,
+            change=change(now.pending_orders, before.pending_orders, False),
+        ),
+        "",
+        html.bold(_("By provider")),
+    ]
+    for name in sorted(set(now.by_provider) | set(before.by_provider) | set(titles)):
+        lines.append(
+            figure_line(
+                html.quote(titles.get(name, name)),
+                now.by_provider.get(name, Figure()),
+                before.by_provider.get(name, Figure()),
+            )
+        )
+    lines += ["", html.bold(_("By tariff"))]
+    for code in sorted(set(now.by_tariff) | set(before.by_tariff) | set(TARIFF_CODES)):
+        lines.append(
+            figure_line(
+                tariff_name(code),
+                now.by_tariff.get(code, Figure()),
+                before.by_tariff.get(code, Figure()),
+            )
+        )
+    lines += ["", html.bold(_("Active subscribers now"))]
+    for code in sorted(set(active) | set(TARIFF_CODES)):
+        lines.append(f"{tariff_name(code)}: {active.get(code, 0)}")
+    lines += ["", _("Test payments are not counted.")]
     return "\n".join(lines)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -230,29 +229,6 @@ async def test_recording_a_click_reversal_takes_the_days_back(
         assert (
             await conn.scalar(select(users.c.tariff_expires_at).where(users.c.id == 1001)) == after
         )
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
-
-
-async def test_stats_text_and_chart(tg: Telegram, telegram: FakeTelegram, seeded) -> None:
-    await tg.message(ADMIN, "/stats")
-    text = telegram.of("sendMessage", ADMIN)[-1].text
-    lines = text.splitlines()
-    # Today: payment 24 (Click PRO 39 000). 7 days: 20 (paid PRO Click), 24; 19 paid Payme.
-    assert lines[1] == "Today: 39 000 so'm (Click 39 000 so'm, PRO 39 000 so'm)"
-    assert lines[2] == (
-        "7 days: 93 000 so'm (Click 78 000 so'm, Payme 15 000 so'm, "
-        "PLUS 15 000 so'm, PRO 78 000 so'm)"
-    )
-    assert lines[4] == "Paying users in 30 days: 3"
-    assert lines[5] == "Active subscribers: PRO 1"
-    photo = await telegram.wait_for("sendPhoto")
-    data = photo.params["photo"]["data"]
-    width, height = png_size(data)
-    assert (width, height) == (1000, 450) and len(data) > 5_000
 
 
 async def test_export_csv_parses_back(tg: Telegram, telegram: FakeTelegram, seeded) -> None:
