@@ -226,8 +226,11 @@ def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) 
     for word in filters.name_terms:
         named = select(users.c.id).where(_name_contains(word, postgres))
         query = query.where(orders.c.user_id.in_(named))
+    # An amount is shared by many payments: its index helps only when nothing narrower
+    # (a person, an id) is asked for; otherwise `+ 0` keeps the planners on that.
+    narrower = filters.id_terms or filters.name_terms or filters.usernames or filters.user_id
     for amount in filters.amounts:
-        query = query.where(payments.c.amount == amount)
+        query = query.where((payments.c.amount + 0 if narrower else payments.c.amount) == amount)
     for username in filters.usernames:
         handle = select(users.c.id).where(func.lower(users.c.username) == username.lower())
         query = query.where(orders.c.user_id.in_(handle))
