@@ -15,13 +15,14 @@ after now, the paid tariff ends now.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
+from db.admin_alerts import PAYMENT_PAID, PAYMENT_REFUNDED, payment_notice
 from db.clock import to_datetime
 from db.orders import Order, set_order_status
 from db.payments import Payment, update_payment
@@ -52,6 +53,7 @@ async def credit_payment(
     order: Order,
     tariffs: Mapping[str, Tariff],
     now_ms: int,
+    admin_ids: Collection[int] = (),
 ) -> datetime:
     """Mark `payment` paid and give its user the order's tariff; returns the new expiry."""
     now = to_datetime(now_ms)
@@ -73,11 +75,17 @@ async def credit_payment(
         now,
         dedupe_key=f"{outbox.PAYMENT_RECEIVED}:{payment.id}",
     )
+    await payment_notice(conn, admin_ids, PAYMENT_PAID, payment.id, now_ms)
     return expires_at
 
 
 async def refund_payment(
-    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int, reason: int | None
+    conn: AsyncConnection,
+    payment: Payment,
+    order: Order,
+    now_ms: int,
+    reason: int | None,
+    admin_ids: Collection[int] = (),
 ) -> None:
     """Undo a paid payment: take back its days, close the order, tell the user."""
     now = to_datetime(now_ms)
@@ -111,3 +119,4 @@ async def refund_payment(
         now,
         dedupe_key=f"{outbox.PAYMENT_REFUNDED}:{payment.id}",
     )
+    await payment_notice(conn, admin_ids, PAYMENT_REFUNDED, payment.id, now_ms)

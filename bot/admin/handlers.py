@@ -226,10 +226,10 @@ async def show_payment(
 
 
 async def refund_in_books(
-    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int
+    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int, admin_ids: frozenset[int]
 ) -> None:
     """The one place the console changes money: the ledger's refund of a paid payment."""
-    await refund_payment(conn, payment, order, now_ms, None)
+    await refund_payment(conn, payment, order, now_ms, None, admin_ids)
 
 
 async def record_reversal(
@@ -238,6 +238,7 @@ async def record_reversal(
     db: Database,
     clock: Clock,
     user: User,
+    admin_ids: frozenset[int],
     provider_titles: Mapping[str, str],
     payment_methods: Sequence[PaymentMethod],
 ) -> None:
@@ -281,7 +282,7 @@ async def record_reversal(
             and payment.state == PaymentState.PAID
         )
         if payment is not None and order is not None and done:
-            await refund_in_books(conn, payment, order, now_ms)
+            await refund_in_books(conn, payment, order, now_ms, admin_ids)
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)
     if not done:

@@ -142,7 +142,7 @@ async def complete(
         if attempt.amount != payment.amount:
             return Result(Outcome.WRONG_AMOUNT)
         # Credited even if the order was paid meanwhile (D8): Click has taken the money.
-        await credit_payment(conn, payment, order, tariffs, now_ms)
+        await credit_payment(conn, payment, order, tariffs, now_ms, admin_ids)
         return Result(Outcome.OK, payment.id)
 
 
