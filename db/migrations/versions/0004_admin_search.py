@@ -21,12 +21,14 @@ depends_on = None
 def upgrade() -> None:
     op.create_index("ix_users_username_lower", "users", [sa.text("lower(username)")])
     op.create_index("ix_payments_create_time_id", "payments", ["create_time", "id"])
-    op.create_index("ix_payments_amount_create_time", "payments", ["amount", "create_time"])
-    op.create_index("ix_payments_test_create_time", "payments", ["test", "create_time"])
+    op.create_index("ix_payments_amount_create_time_id", "payments", ["amount", "create_time", "id"])
+    op.create_index("ix_payments_test_create_time_id", "payments", ["test", "create_time", "id"])
+    op.create_index("ix_payments_state_order_id", "payments", ["state", "order_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_payments_test_create_time", "payments")
-    op.drop_index("ix_payments_amount_create_time", "payments")
+    op.drop_index("ix_payments_state_order_id", "payments")
+    op.drop_index("ix_payments_test_create_time_id", "payments")
+    op.drop_index("ix_payments_amount_create_time_id", "payments")
     op.drop_index("ix_payments_create_time_id", "payments")
     op.drop_index("ix_users_username_lower", "users")
