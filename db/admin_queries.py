@@ -261,13 +261,21 @@ def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) 
         query = query.where(payments.c.test == false())
     if filters.double:
         paid = payments.alias("paid_twice")
-        twice = (
-            select(paid.c.order_id)
-            .where(paid.c.state == "paid")
-            .group_by(paid.c.order_id)
-            .having(func.count() > 1)
-        )
-        query = query.where(payments.c.order_id.in_(twice))
+        if walking:  # a page: an index probe for each of the newest payments walked
+            paid_count = (
+                select(func.count())
+                .where(paid.c.state == "paid", paid.c.order_id == payments.c.order_id)
+                .scalar_subquery()
+            )
+            query = query.where(paid_count > 1)
+        else:  # every match: one pass over the (state, order_id) index
+            twice = (
+                select(paid.c.order_id)
+                .where(paid.c.state == "paid")
+                .group_by(paid.c.order_id)
+                .having(func.count() > 1)
+            )
+            query = query.where(payments.c.order_id.in_(twice))
     return query
 
 
