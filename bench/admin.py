@@ -5,7 +5,8 @@
 Seeds `--rows` payments (each with its order; 10 000 users) into the database that
 `DATABASE_URL` names (a PostgreSQL URL gets a scratch database on that server; unset: a
 temporary SQLite file), then prints how long each search form of /payments takes, as the
-admin console runs it (one page of 10). A script a person runs; no test depends on it.
+admin console runs it: one page (10 rows and one to see if there are more) and, apart,
+the header's totals over every match. A script a person runs; no test depends on it.
 """
 
 from __future__ import annotations
@@ -74,9 +75,21 @@ async def seed(database: Database, rows: int) -> None:
                      "provider_id": str(5_000_000_000 + n) if n % 2 else f"{n:024x}",
                      "order_id": n + 1, "amount": 1_500_000,
                      "state": ("paid", "paid", "cancelled", "refunded", "pending")[n % 5],
+                     "test": n % 997 == 0,
                      "click_paydoc_id": 9_000_000_000 + n if n % 2 else None,
                      "create_time": moment_ms(step * n), "perform_time": moment_ms(step * n + 5)}
                     for n in numbers
+                ],
+            )  # fmt: skip
+            # Every thousandth order (a paid one) paid a second time: the `double` search.
+            await conn.execute(
+                insert(payments),
+                [
+                    {"id": rows + n // 1000 + 1, "provider": "click",
+                     "provider_id": f"double-{n}", "order_id": n + 1, "amount": 1_500_000,
+                     "state": "paid", "create_time": moment_ms(step * n + 60),
+                     "perform_time": moment_ms(step * n + 65)}
+                    for n in numbers if n % 1000 == 0
                 ],
             )  # fmt: skip
         done = numbers.stop
@@ -101,19 +114,40 @@ async def time_searches(database: Database, rows: int) -> None:
         "date": "2026-03-01",
         "date range + state": "2026-02-01..2026-02-28 cancelled",
         "user + range": f"{100_000 + 42} 2026-01-01..2026-06-30",
+        "name part": "ser1234",
+        "@USERNAME (any case)": "@USER1234",
+        "amount": "15 000",
+        "amount + user": f"15000 {100_000 + 42}",
+        "state word (ru)": "возвращён click",
+        "state word (uz)": "toʻlangan payme",
+        "today": "today",
+        "week": "week",
+        "month": "month",
+        "test": "test",
+        "double": "double",
     }
-    print(f"{'search':<22} {'query':<44} {'found':>5} {'median ms':>10} {'max ms':>8}")
+    step = max(1, 365 * 86_400 // rows)
+    today = (START + timedelta(seconds=step * rows)).date()  # the last seeded day
+    print(
+        f"{'search':<22} {'query':<36} {'found':>5} {'page ms':>8} {'max':>7} "
+        f"{'matches':>8} {'totals ms':>9} {'max':>7}"
+    )
     for label, query in queries.items():
-        filters = parse_query(query)
-        timings = []
+        filters = parse_query(query, ("click", "payme"), today)
+        pages, sums = [], []
         for _ in range(5):
             started = time.perf_counter()
             async with database.read() as conn:
-                found = await admin_queries.search(conn, filters, 0, 11)
-            timings.append((time.perf_counter() - started) * 1000)
+                found = await admin_queries.search(conn, filters, 11)
+            pages.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            async with database.read() as conn:
+                totals = await admin_queries.totals(conn, filters)
+            sums.append((time.perf_counter() - started) * 1000)
         print(
-            f"{label:<22} {query[:44]:<44} {len(found):>5} "
-            f"{statistics.median(timings):>10.2f} {max(timings):>8.2f}"
+            f"{label:<22} {query[:36]:<36} {len(found):>5} "
+            f"{statistics.median(pages):>8.2f} {max(pages):>7.2f} "
+            f"{totals.count:>8} {statistics.median(sums):>9.2f} {max(sums):>7.2f}"
         )
 
 

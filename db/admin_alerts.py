@@ -11,11 +11,13 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
-from db.schema import users
+from db.clock import to_datetime
+from db.schema import orders, payments, users
 
 # What an alert is about; the notifier renders each in the admin's language.
 CLICK_CANCEL_ON_PAID = "click_cancel_on_paid"  # Click A1: Click claims a failure on credited money
@@ -50,3 +52,56 @@ async def alert_admins(
             now,
             dedupe_key=f"{outbox.ADMIN_ALERT}:{alert}:{key}:{admin_id}",
         )
+
+
+# Money as it moves: a notice to every admin for each payment and each refund.
+PAYMENT_PAID = "payment_paid"
+PAYMENT_REFUNDED = "payment_refunded"
+
+
+async def payment_notice(
+    conn: AsyncConnection,
+    admin_ids: Collection[int],
+    event: str,
+    payment_id: int,
+    now_ms: int,
+) -> None:
+    """Tell every admin that `payment_id` was paid or refunded (`event`), at once.
+
+    Called by the ledger (db/billing.py) inside the transaction that moved the money, so
+    the notice is queued exactly when the change commits; the payment's details are read
+    here, so the call is one line whatever the ledger holds in its variables. The dedupe
+    key (event, payment, admin) makes a repeated call queue nothing.
+    """
+    if not admin_ids:
+        return
+    query = (
+        select(
+            payments.c.provider,
+            payments.c.amount,
+            payments.c.test,
+            orders.c.merchant_trans_id,
+            orders.c.tariff,
+            users.c.id,
+            users.c.first_name,
+            users.c.username,
+        )
+        .join(orders, orders.c.id == payments.c.order_id)
+        .join(users, users.c.id == orders.c.user_id)
+        .where(payments.c.id == payment_id)
+    )
+    row: Any = (await conn.execute(query)).one()
+    provider, amount, test, order, tariff, buyer_id, first_name, username = row
+    details = {
+        "payment_id": payment_id,
+        "provider": provider,
+        "amount": int(amount),
+        "test": bool(test),
+        "order": order,
+        "tariff": tariff,
+        "buyer_id": int(buyer_id),
+        "buyer_name": first_name,
+        "buyer_username": username,
+    }
+    now = to_datetime(now_ms)
+    await alert_admins(conn, admin_ids, event, details, now, key=str(payment_id))

@@ -1,36 +1,69 @@
-"""Read-only queries behind the admin console: search, details, statistics, export.
+"""Read-only queries behind the admin console: search, totals, details, statistics, export.
 
 Search terms become indexed lookups: each free term (a number, an id, an order prefix)
 is resolved to payment ids through a UNION of lookups that each hit one index, so a
-million payments are searched without a scan on both SQLite and PostgreSQL.
+million payments are searched without a scan on both SQLite and PostgreSQL. Pages are
+cut by a keyset cursor `(create_time, id)`, never an offset, so a payment arriving while
+the admin pages can neither repeat a row nor push one out of sight.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.clock import to_datetime
 from db.schema import orders, payments, users
 
 MAX_BIGINT = 2**63 - 1
+MAX_AMOUNT_SOM = 10**12  # a bare number above this cannot be an amount
 
 
 @dataclass(frozen=True)
 class Filters:
     """A parsed admin search; every part narrows the result (terms combine with AND)."""
 
-    terms: tuple[str, ...] = ()  # user id, provider id, paydoc id or order id (prefix)
-    usernames: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()  # provider id, order id (prefix), name part; numbers more
+    amounts: tuple[int, ...] = ()  # tiyin, written as an amount ("15 000", "15000 so'm")
+    usernames: tuple[str, ...] = ()  # without @, any case
     states: frozenset[str] = frozenset()
     providers: frozenset[str] = frozenset()
     tariffs: frozenset[str] = frozenset()
     created_from_ms: int | None = None  # inclusive
     created_to_ms: int | None = None  # exclusive
+    test: bool = False  # only test payments (otherwise listed, marked, and not counted)
+    double: bool = False  # only payments of orders paid more than once
+    user_id: int | None = None  # exactly one buyer (the card's "their payments")
+    real_only: bool = False  # leave test payments out (exports, unless `test` is asked)
+    # What `resolve` made of the free terms: ids, or else name parts (words) and amounts.
+    id_terms: tuple[str, ...] = ()
+    name_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A row's place in the newest-first order: what a page button carries."""
+
+    create_time: int
+    id: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,20 @@ class PaymentLine:
     username: str | None
     user_tariff: str | None = None
     user_tariff_expires_at: datetime | None = None
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.create_time, self.id)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Count and sums of every match; test payments only when the search asks for them."""
+
+    count: int
+    paid: int  # tiyin
+    refunded: int  # tiyin
+    test_count: int  # test payments among the matches, left out of the figures above
 
 
 COLUMNS = (
@@ -83,9 +130,9 @@ COLUMNS = (
 )
 
 
-def _joined() -> Select[Any]:
+def _joined(*columns: Any) -> Select[Any]:
     return (
-        select(*COLUMNS)
+        select(*(columns or COLUMNS))
         .select_from(payments)
         .join(orders, orders.c.id == payments.c.order_id)
         .join(users, users.c.id == orders.c.user_id)
@@ -96,16 +143,37 @@ def _line(row: Any) -> PaymentLine:
     return PaymentLine(**dict(row._mapping))
 
 
-def _term_ids(term: str) -> Any:
-    """Payment ids matching one free term, each branch an indexed lookup."""
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _name_contains(word: str, postgres: bool) -> ColumnElement[bool]:
+    """A case-insensitive part of the buyer's name.
+
+    PostgreSQL's ILIKE folds every alphabet. SQLite's LIKE folds only ASCII, so the
+    word is also tried lower-, upper- and title-cased: `алиса` finds `Алиса`.
+    """
+    if postgres:
+        return users.c.first_name.ilike(_like_pattern(word), escape="\\")
+    variants = sorted({word, word.lower(), word.upper(), word.capitalize(), word.title()})
+    return or_(*(users.c.first_name.like(_like_pattern(v), escape="\\") for v in variants))
+
+
+def _number(term: str) -> int | None:
+    return int(term) if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT else None
+
+
+def _id_branches(term: str) -> Any:
+    """Payment ids a free word names as an id of any kind, each branch one indexed lookup."""
     branches = [
         select(payments.c.id).where(payments.c.provider_id == term),
         select(payments.c.id)
         .join(orders, orders.c.id == payments.c.order_id)
         .where(orders.c.merchant_trans_id >= term, orders.c.merchant_trans_id < term + "\uffff"),
     ]
-    if term.isascii() and term.isdigit() and int(term) <= MAX_BIGINT:
-        number = int(term)
+    number = _number(term)
+    if number is not None:
         branches.append(select(payments.c.id).where(payments.c.click_paydoc_id == number))
         branches.append(
             select(payments.c.id)
@@ -115,39 +183,168 @@ def _term_ids(term: str) -> Any:
     return union(*branches)
 
 
-def _where(query: Select[Any], filters: Filters) -> Select[Any]:
+async def resolve(conn: AsyncConnection, filters: Filters) -> Filters:
+    """Decide what each free word is, with one cheap indexed probe per word.
+
+    A word that names some id (of a payment, an order, a user) means that id; otherwise a
+    number is an amount in so'm and a word a part of the buyer's name. Deciding first
+    keeps every search one indexed plan: an `OR` of "an id, or an amount, or a name"
+    would make both databases scan every payment.
+    """
+    if not filters.terms:
+        return filters
+    id_terms, name_terms, amounts = [], [], list(filters.amounts)
     for term in filters.terms:
-        query = query.where(payments.c.id.in_(_term_ids(term)))
+        probe = select(literal(1)).select_from(_id_branches(term).subquery()).limit(1)
+        number = _number(term)
+        if await conn.scalar(probe) is not None:
+            id_terms.append(term)
+        elif number is not None and number <= MAX_AMOUNT_SOM:
+            amounts.append(number * 100)
+        else:
+            name_terms.append(term)
+    return replace(
+        filters,
+        terms=(),
+        id_terms=(*filters.id_terms, *id_terms),
+        name_terms=(*filters.name_terms, *name_terms),
+        amounts=tuple(amounts),
+    )
+
+
+def _needs_orders(filters: Filters) -> bool:
+    return bool(
+        filters.tariffs or filters.name_terms or filters.usernames or filters.user_id is not None
+    )
+
+
+def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) -> Select[Any]:
+    """`walking`: the query walks the newest payments for one page (see the states)."""
+    assert not filters.terms, "resolve() the free terms first"
+    for term in filters.id_terms:
+        query = query.where(payments.c.id.in_(_id_branches(term)))
+    for word in filters.name_terms:
+        named = select(users.c.id).where(_name_contains(word, postgres))
+        query = query.where(orders.c.user_id.in_(named))
+    # An amount is shared by many payments: its index helps only when nothing narrower
+    # (a person, an id) is asked for; otherwise `+ 0` keeps the planners on that.
+    narrower = filters.id_terms or filters.name_terms or filters.usernames or filters.user_id
+    for amount in filters.amounts:
+        query = query.where((payments.c.amount + 0 if narrower else payments.c.amount) == amount)
     for username in filters.usernames:
-        query = query.where(users.c.username == username)
+        handle = select(users.c.id).where(func.lower(users.c.username) == username.lower())
+        query = query.where(orders.c.user_id.in_(handle))
+    if filters.user_id is not None:
+        query = query.where(orders.c.user_id == filters.user_id)
+
     # States, providers and tariffs match a large share of all rows: walking the newest
     # payments and checking them finds a page at once, while an index on them would make
     # the database collect and sort every match. `|| ''` keeps the planners off those
-    # indexes (on SQLite the state index would otherwise be chosen).
+    # indexes (on SQLite the state index would otherwise be chosen). Totals read every
+    # match anyway, so there the index is welcome.
+    def plain(column: Any) -> Any:
+        return column + "" if walking else column
+
     if filters.states:
-        query = query.where((payments.c.state + "").in_(sorted(filters.states)))
+        query = query.where(plain(payments.c.state).in_(sorted(filters.states)))
     if filters.providers:
-        query = query.where((payments.c.provider + "").in_(sorted(filters.providers)))
+        query = query.where(plain(payments.c.provider).in_(sorted(filters.providers)))
     if filters.tariffs:
-        query = query.where((orders.c.tariff + "").in_(sorted(filters.tariffs)))
+        query = query.where(plain(orders.c.tariff).in_(sorted(filters.tariffs)))
     if filters.created_from_ms is not None:
         query = query.where(payments.c.create_time >= filters.created_from_ms)
     if filters.created_to_ms is not None:
         query = query.where(payments.c.create_time < filters.created_to_ms)
+    if filters.test:
+        query = query.where(payments.c.test == true())
+    elif filters.real_only:
+        query = query.where(payments.c.test == false())
+    if filters.double:
+        paid = payments.alias("paid_twice")
+        if walking:  # a page: an index probe for each of the newest payments walked
+            paid_count = (
+                select(func.count())
+                .where(paid.c.state == "paid", paid.c.order_id == payments.c.order_id)
+                .scalar_subquery()
+            )
+            query = query.where(paid_count > 1)
+        else:  # every match: one pass over the (state, order_id) index
+            twice = (
+                select(paid.c.order_id)
+                .where(paid.c.state == "paid")
+                .group_by(paid.c.order_id)
+                .having(func.count() > 1)
+            )
+            query = query.where(payments.c.order_id.in_(twice))
     return query
 
 
+def _is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
 async def search(
-    conn: AsyncConnection, filters: Filters, offset: int, limit: int
+    conn: AsyncConnection,
+    filters: Filters,
+    limit: int,
+    *,
+    older_than: Cursor | None = None,
+    newer_than: Cursor | None = None,
+    at_or_older: Cursor | None = None,
 ) -> list[PaymentLine]:
-    """Newest first, along the creation-time index; one page and nothing else."""
-    query = (
-        _where(_joined(), filters)
-        .order_by(payments.c.create_time.desc(), payments.c.id.desc())
-        .offset(offset)
-        .limit(limit)
+    """One page, newest first, cut at a cursor (at most one of the three is given).
+
+    `newer_than` walks the other way (the ◀ button) and returns the page in the usual
+    newest-first order.
+    """
+    key = tuple_(payments.c.create_time, payments.c.id)
+    filters = await resolve(conn, filters)
+    # The page's ids first, from the payments (and orders only if filtered on), then the
+    # details of those few rows: a planner that expects many matches would otherwise join
+    # every order by hash before it cuts the page.
+    source: Any = payments
+    if _needs_orders(filters):
+        source = payments.join(orders, orders.c.id == payments.c.order_id)
+    page = _where(select(payments.c.id).select_from(source), filters, _is_postgres(conn), True)
+    if older_than is not None:
+        page = page.where(key < tuple_(literal(older_than.create_time), literal(older_than.id)))
+    if at_or_older is not None:
+        page = page.where(key <= tuple_(literal(at_or_older.create_time), literal(at_or_older.id)))
+    if newer_than is not None:
+        page = page.where(key > tuple_(literal(newer_than.create_time), literal(newer_than.id)))
+        page = page.order_by(payments.c.create_time, payments.c.id)
+    else:
+        page = page.order_by(payments.c.create_time.desc(), payments.c.id.desc())
+    ids = list((await conn.execute(page.limit(limit))).scalars())
+    if not ids:
+        return []
+    rows = await conn.execute(_joined().where(payments.c.id.in_(ids)))
+    lines = sorted((_line(row) for row in rows), key=lambda line: (line.create_time, line.id))
+    return lines[::-1]  # newest first, whichever way the page was cut
+
+
+async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
+    """The header of a search: every match counted and summed, not just one page."""
+    filters = await resolve(conn, filters)
+    counted = true() if filters.test else payments.c.test == false()
+    paid = and_(counted, payments.c.state == "paid")
+    refunded = and_(counted, payments.c.state == "refunded")
+    source: Any = payments
+    if _needs_orders(filters):  # no join the figures do not need
+        source = payments.join(orders, orders.c.id == payments.c.order_id)
+    query = _where(
+        select(
+            func.count(case((counted, 1))),
+            func.coalesce(func.sum(case((paid, payments.c.amount))), 0),
+            func.coalesce(func.sum(case((refunded, payments.c.amount))), 0),
+            func.count(case((payments.c.test == true(), 1))),
+        ).select_from(source),
+        filters,
+        _is_postgres(conn),
+        walking=False,
     )
-    return [_line(row) for row in await conn.execute(query)]
+    count, paid, refunded, tests = (await conn.execute(query)).one()
+    return Totals(int(count), int(paid), int(refunded), 0 if filters.test else int(tests))
 
 
 async def payment_line(conn: AsyncConnection, payment_id: int) -> PaymentLine | None:
@@ -159,43 +356,76 @@ async def stream_lines(
     conn: AsyncConnection, filters: Filters, batch: int = 1000
 ) -> AsyncIterator[PaymentLine]:
     """All matching payments, oldest first, fetched in batches (never all in memory)."""
-    query = _where(_joined(), filters).order_by(payments.c.id)
+    filters = await resolve(conn, filters)
+    query = _where(_joined(), filters, _is_postgres(conn), walking=False).order_by(payments.c.id)
     result = await conn.stream(query.execution_options(yield_per=batch))
     async for row in result:
         yield _line(row)
 
 
 @dataclass(frozen=True)
-class Revenue:
-    total: int
-    by_provider: dict[str, int]
-    by_tariff: dict[str, int]
+class Figure:
+    """A count of payments (or orders) and their sum in tiyin."""
+
+    count: int = 0
+    amount: int = 0
 
 
-async def revenue(conn: AsyncConnection, since_ms: int) -> Revenue:
-    """Money kept from payments performed since `since_ms` (refunded ones excluded)."""
-    query = (
-        select(payments.c.provider, orders.c.tariff, func.sum(payments.c.amount))
+@dataclass(frozen=True)
+class PeriodFigures:
+    """What /stats shows for one period; test payments are never in it."""
+
+    kept: Figure  # performed in the period and not refunded since
+    by_provider: dict[str, Figure]
+    by_tariff: dict[str, Figure]
+    refunds: Figure  # refunded in the period
+    pending_orders: int  # made in the period and still waiting for money
+
+
+async def period_figures(conn: AsyncConnection, start_ms: int, end_ms: int) -> PeriodFigures:
+    kept_query = (
+        select(payments.c.provider, orders.c.tariff, func.count(), func.sum(payments.c.amount))
         .join(orders, orders.c.id == payments.c.order_id)
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
+        .where(
+            payments.c.state == "paid",
+            payments.c.test == false(),
+            payments.c.perform_time >= start_ms,
+            payments.c.perform_time < end_ms,
+        )
         .group_by(payments.c.provider, orders.c.tariff)
     )
-    by_provider: dict[str, int] = {}
-    by_tariff: dict[str, int] = {}
-    for provider, tariff, amount in (await conn.execute(query)).tuples():
-        by_provider[provider] = by_provider.get(provider, 0) + int(amount)
-        by_tariff[tariff] = by_tariff.get(tariff, 0) + int(amount)
-    return Revenue(sum(by_provider.values()), by_provider, by_tariff)
-
-
-async def paying_users(conn: AsyncConnection, since_ms: int) -> int:
-    query = (
-        select(func.count(func.distinct(orders.c.user_id)))
-        .select_from(payments)
-        .join(orders, orders.c.id == payments.c.order_id)
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
+    by_provider: dict[str, Figure] = {}
+    by_tariff: dict[str, Figure] = {}
+    rows: list[Any] = list(await conn.execute(kept_query))
+    for provider, tariff, count, amount in rows:
+        for split, key in ((by_provider, provider), (by_tariff, tariff)):
+            old = split.get(key, Figure())
+            split[key] = Figure(old.count + int(count), old.amount + int(amount))
+    refunds_query = select(func.count(), func.coalesce(func.sum(payments.c.amount), 0)).where(
+        payments.c.state == "refunded",
+        payments.c.test == false(),
+        payments.c.cancel_time >= start_ms,
+        payments.c.cancel_time < end_ms,
     )
-    return int(await conn.scalar(query) or 0)
+    refund_row: Any = (await conn.execute(refunds_query)).one()
+    refund_count, refund_amount = refund_row
+    pending = await conn.scalar(
+        select(func.count()).where(
+            orders.c.status == "pending",
+            orders.c.created_at >= to_datetime(start_ms),
+            orders.c.created_at < to_datetime(end_ms),
+        )
+    )
+    kept = Figure(
+        sum(f.count for f in by_provider.values()), sum(f.amount for f in by_provider.values())
+    )
+    return PeriodFigures(
+        kept,
+        by_provider,
+        by_tariff,
+        Figure(int(refund_count), int(refund_amount)),
+        int(pending or 0),
+    )
 
 
 async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, int]:
@@ -204,17 +434,25 @@ async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, 
         .where(users.c.tariff_expires_at > now, users.c.tariff.is_not(None))
         .group_by(users.c.tariff)
     )
-    rows = (await conn.execute(query)).tuples()
+    rows: list[Any] = list(await conn.execute(query))
     return {str(tariff): int(count) for tariff, count in rows}
 
 
-async def daily_revenue(conn: AsyncConnection, since_ms: int, utc_offset_ms: int) -> dict[int, int]:
-    """Kept revenue per local day (days since the epoch, shifted by `utc_offset_ms`)."""
+async def daily_by_tariff(
+    conn: AsyncConnection, start_ms: int, end_ms: int, utc_offset_ms: int
+) -> dict[tuple[int, str], int]:
+    """Kept revenue per (local day number since the epoch, tariff), test payments out."""
     day = (payments.c.perform_time + utc_offset_ms) // 86_400_000
     query = (
-        select(day, func.sum(payments.c.amount))
-        .where(payments.c.state == "paid", payments.c.perform_time >= since_ms)
-        .group_by(day)
+        select(day, orders.c.tariff, func.sum(payments.c.amount))
+        .join(orders, orders.c.id == payments.c.order_id)
+        .where(
+            payments.c.state == "paid",
+            payments.c.test == false(),
+            payments.c.perform_time >= start_ms,
+            payments.c.perform_time < end_ms,
+        )
+        .group_by(day, orders.c.tariff)
     )
-    rows = (await conn.execute(query)).tuples()
-    return {int(number): int(amount) for number, amount in rows}
+    rows: list[Any] = list(await conn.execute(query))
+    return {(int(row[0]), str(row[1])): int(row[2]) for row in rows}

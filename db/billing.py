@@ -18,7 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import ledger, outbox
-from db.admin_alerts import DOUBLE_PAYMENT, alert_admins
+from db.admin_alerts import (
+    DOUBLE_PAYMENT,
+    PAYMENT_PAID,
+    PAYMENT_REFUNDED,
+    alert_admins,
+    payment_notice,
+)
 from db.clock import to_datetime
 from db.orders import Order, set_order_status
 from db.payments import Payment, payment_from_row, update_payment
@@ -103,6 +109,7 @@ async def credit_payment(
             now,
             key=f"{order.id}:{payment.id}",
         )
+    await payment_notice(conn, admin_ids, PAYMENT_PAID, payment.id, now_ms)
     return timeline
 
 
@@ -134,7 +141,12 @@ class Refund:
 
 
 async def refund_payment(
-    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int, reason: int | None
+    conn: AsyncConnection,
+    payment: Payment,
+    order: Order,
+    now_ms: int,
+    reason: int | None,
+    admin_ids: Collection[int] = (),
 ) -> Refund:
     """Undo a paid payment: remove its period's unused time, close the order when no
     payment of it stays paid, tell the user what remains."""
@@ -163,4 +175,5 @@ async def refund_payment(
         now,
         dedupe_key=f"{outbox.PAYMENT_REFUNDED}:{payment.id}",
     )
+    await payment_notice(conn, admin_ids, PAYMENT_REFUNDED, payment.id, now_ms)
     return Refund(removal.removed_ms, removal.after, now_ms)

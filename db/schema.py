@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -168,3 +169,12 @@ periods = Table(
     Column("refunded_at", BigInteger, nullable=True),  # ms
     Index("ix_periods_user_id", "user_id"),
 )
+
+# The admin console's searches (migration 0004_admin_search.py): @username in any case,
+# keyset pages on PostgreSQL, an amount, the rare test payments without a scan, and the
+# orders paid more than once.
+Index("ix_users_username_lower", func.lower(users.c.username))
+Index("ix_payments_create_time_id", payments.c.create_time, payments.c.id)
+Index("ix_payments_amount_create_time_id", payments.c.amount, payments.c.create_time, payments.c.id)
+Index("ix_payments_test_create_time_id", payments.c.test, payments.c.create_time, payments.c.id)
+Index("ix_payments_state_order_id", payments.c.state, payments.c.order_id)  # `double`

@@ -7,17 +7,15 @@ because callback data can be forged.
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     FSInputFile,
     InlineKeyboardMarkup,
@@ -25,30 +23,29 @@ from aiogram.types import (
     TelegramObject,
 )
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.admin import export, stats
 from bot.admin import views as admin_views
-from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment
-from bot.admin.search import BadQuery, date_range, day_start_ms, month_range, parse_query
+from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment, Way
+from bot.admin.search import BadQuery, month_range, parse_query
 from bot.payment_methods import PaymentMethod
+from bot.texts import format_som
 from db import admin_queries
-from db.admin_queries import Filters, PaymentLine
+from db.admin_queries import Cursor, Filters, PaymentLine
 from db.billing import refund_payment
-from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
+from db.clock import TASHKENT, Clock, to_datetime
 from db.database import Database
-from db.money import som_decimal
-from db.orders import get_order_by_id
-from db.payments import get_payment, update_payment
+from db.orders import Order, get_order_by_id
+from db.payments import Payment, get_payment, update_payment
 from db.states import PaymentState
 from db.users import User
 
 PAGE_SIZE = 10
+OTHERS_SHOWN = 5
 DAY_MS = 86_400_000
-CSV_HEADER = (
-    "payment_id", "created_at", "provider", "provider_id", "click_paydoc_id",
-    "merchant_trans_id", "user_id", "username", "tariff", "amount_som", "state",
-    "paid_at", "cancelled_at", "cancel_reason",
-)  # fmt: skip
 
 
 class IsAdmin(Filter):
@@ -57,54 +54,87 @@ class IsAdmin(Filter):
         return sender is not None and sender.id in admin_ids
 
 
-def page_keyboard(
-    lines: list[PaymentLine], offset: int, query: str, more: bool
-) -> InlineKeyboardMarkup:
+def query_of(message: Message) -> str:
+    """The search a page or card was made for: its first line, as Telegram returns it."""
+    first = (message.text or "").split("\n", 1)[0]
+    return first[len(admin_views.QUERY_MARK) :] if first.startswith(admin_views.QUERY_MARK) else ""
+
+
+def page_keyboard(lines: list[PaymentLine], newer: bool, older: bool) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    anchor = lines[0].cursor
     for index, line in enumerate(lines):
-        builder.button(text=str(offset + index + 1), callback_data=ShowPayment(payment_id=line.id))
+        builder.button(
+            text=str(index + 1),
+            callback_data=ShowPayment(
+                payment_id=line.id, page_time=anchor.create_time, page_id=anchor.id
+            ),
+        )
     builder.adjust(5)
     navigation = InlineKeyboardBuilder()
-    try:
-        if offset > 0:
-            back = PaymentsPage(offset=max(0, offset - PAGE_SIZE), query=query)
-            navigation.button(text="◀", callback_data=back)
-        if more:
-            navigation.button(
-                text="▶", callback_data=PaymentsPage(offset=offset + PAGE_SIZE, query=query)
-            )
-    except ValueError:
-        navigation = InlineKeyboardBuilder()  # a query too long for a button: no paging
+    if newer:
+        first = lines[0].cursor
+        navigation.button(
+            text="◀",
+            callback_data=PaymentsPage(
+                way=Way.NEWER, create_time=first.create_time, payment_id=first.id
+            ),
+        )
+    if older:
+        last = lines[-1].cursor
+        navigation.button(
+            text="▶",
+            callback_data=PaymentsPage(
+                way=Way.OLDER, create_time=last.create_time, payment_id=last.id
+            ),
+        )
     builder.attach(navigation)
     return builder.as_markup()
 
 
+def today_in_tashkent(clock: Clock) -> date:
+    return to_datetime(clock()).astimezone(TASHKENT).date()
+
+
 async def render_page(
-    db: Database, query: str, offset: int, titles: Mapping[str, str]
-) -> tuple[str, InlineKeyboardMarkup]:
+    db: Database, query: str, page: PaymentsPage, clock: Clock, titles: Mapping[str, str]
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of a search and the totals of all its matches, read in one transaction."""
     try:
-        filters = parse_query(query, provider_names=titles.keys())
+        filters = parse_query(query, titles.keys(), today_in_tashkent(clock))
     except BadQuery as error:
-        raise BadQuery(_("Cannot read “{word}”.").format(word=error.args[0])) from error
+        return admin_views.cannot_read(query, str(error.args[0])), None
+    cursor = Cursor(page.create_time, page.payment_id)
     async with db.read() as conn:
-        lines = await admin_queries.search(conn, filters, offset, PAGE_SIZE + 1)
-    more = len(lines) > PAGE_SIZE
-    lines = lines[:PAGE_SIZE]
-    if not lines:
-        return admin_views.nothing_found(), InlineKeyboardBuilder().as_markup()
-    text = admin_views.payments_page(lines, offset, titles)
-    return text, page_keyboard(lines, offset, query, more)
+        if page.way == Way.NEWER:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, newer_than=cursor)
+        elif page.way == Way.OLDER:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, older_than=cursor)
+        elif page.way == Way.AT:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE, at_or_older=cursor)
+        else:
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE)
+        if not lines and page.way != Way.FIRST:  # the rows moved away: start again
+            lines = await admin_queries.search(conn, filters, PAGE_SIZE)
+        if not lines:
+            return admin_views.nothing_found(query), None
+        newer = await admin_queries.search(conn, filters, 1, newer_than=lines[0].cursor)
+        older = await admin_queries.search(conn, filters, 1, older_than=lines[-1].cursor)
+        totals = await admin_queries.totals(conn, filters)
+    text = admin_views.payments_page(query, totals, filters.test, lines, titles)
+    return text, page_keyboard(lines, bool(newer), bool(older))
 
 
 async def payments_command(
-    message: Message, command: CommandObject, db: Database, provider_titles: Mapping[str, str]
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    clock: Clock,
+    provider_titles: Mapping[str, str],
 ) -> None:
-    query = (command.args or "").strip()
-    try:
-        text, markup = await render_page(db, query, 0, provider_titles)
-    except BadQuery as error:
-        await message.answer(f"{error}\n\n{admin_views.nothing_found()}")
-        return
+    query = " ".join((command.args or "").split())
+    first = PaymentsPage(way=Way.FIRST)
+    text, markup = await render_page(db, query, first, clock, provider_titles)
     await message.answer(text, reply_markup=markup)
 
 
@@ -112,18 +142,15 @@ async def payments_page(
     query: CallbackQuery,
     callback_data: PaymentsPage,
     db: Database,
+    clock: Clock,
     provider_titles: Mapping[str, str],
 ) -> None:
-    try:
-        text, markup = await render_page(
-            db, callback_data.query, callback_data.offset, provider_titles
-        )
-    except BadQuery:
-        await query.answer()
-        return
     await query.answer()
-    if isinstance(query.message, Message):
-        await query.message.edit_text(text, reply_markup=markup)
+    if not isinstance(query.message, Message):
+        return
+    search = query_of(query.message)
+    text, markup = await render_page(db, search, callback_data, clock, provider_titles)
+    await query.message.edit_text(text, reply_markup=markup)
 
 
 def manual_reversal(payment_methods: Sequence[PaymentMethod]) -> frozenset[str]:
@@ -131,17 +158,51 @@ def manual_reversal(payment_methods: Sequence[PaymentMethod]) -> frozenset[str]:
     return frozenset(method.name for method in payment_methods if method.manual_reversal)
 
 
-def details_keyboard(
-    line: PaymentLine, payment_methods: Sequence[PaymentMethod]
-) -> InlineKeyboardMarkup | None:
-    if line.provider not in manual_reversal(payment_methods) or line.state != PaymentState.PAID:
-        return None
-    builder = InlineKeyboardBuilder()
+def back_button(builder: InlineKeyboardBuilder, page_time: int, page_id: int) -> None:
+    way = Way.AT if page_id else Way.FIRST
     builder.button(
-        text=_("Record Click reversal"),
-        callback_data=RecordReversal(payment_id=line.id, confirmed=False),
+        text=_("◀ Back to the list"),
+        callback_data=PaymentsPage(way=way, create_time=page_time, payment_id=page_id),
     )
+
+
+def card_keyboard(
+    line: PaymentLine, payment_methods: Sequence[PaymentMethod], page: ShowPayment
+) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if line.provider in manual_reversal(payment_methods) and line.state == PaymentState.PAID:
+        builder.button(
+            text=_("Record Click reversal"),
+            callback_data=RecordReversal(
+                payment_id=line.id,
+                confirmed=False,
+                page_time=page.page_time,
+                page_id=page.page_id,
+            ),
+        )
+    back_button(builder, page.page_time, page.page_id)
+    builder.adjust(1)
     return builder.as_markup()
+
+
+async def render_card(
+    db: Database, search: str, page: ShowPayment, now_ms: int, titles: Mapping[str, str],
+    payment_methods: Sequence[PaymentMethod],
+) -> tuple[str, InlineKeyboardMarkup] | None:  # fmt: skip
+    async with db.read() as conn:
+        line = await admin_queries.payment_line(conn, page.payment_id)
+        if line is None:
+            return None
+        theirs = Filters(user_id=line.user_id)
+        others = [
+            other
+            for other in await admin_queries.search(conn, theirs, OTHERS_SHOWN + 1)
+            if other.id != line.id
+        ][:OTHERS_SHOWN]
+        count = await admin_queries.totals(conn, Filters(user_id=line.user_id, test=False))
+    other_count = count.count + count.test_count - 1
+    text = admin_views.payment_card(search, line, others, other_count, to_datetime(now_ms), titles)
+    return text, card_keyboard(line, payment_methods, page)
 
 
 async def show_payment(
@@ -152,15 +213,24 @@ async def show_payment(
     provider_titles: Mapping[str, str],
     payment_methods: Sequence[PaymentMethod],
 ) -> None:
-    async with db.read() as conn:
-        line = await admin_queries.payment_line(conn, callback_data.payment_id)
+    """The card replaces the list in the same message; Back brings the same page back."""
     await query.answer()
-    if line is None or not isinstance(query.message, Message):
+    if not isinstance(query.message, Message):
         return
-    await query.message.answer(
-        admin_views.payment_details(line, to_datetime(clock()), provider_titles),
-        reply_markup=details_keyboard(line, payment_methods),
+    card = await render_card(
+        db, query_of(query.message), callback_data, clock(), provider_titles, payment_methods
     )
+    if card is not None:
+        await query.message.edit_text(card[0], reply_markup=card[1])
+
+
+async def refund_in_books(
+    conn: AsyncConnection, payment: Payment, order: Order, now_ms: int, admin_ids: frozenset[int]
+) -> int:
+    """The one place the console changes money: the ledger's refund of a paid payment.
+    Returns the unused time it removed (0 when the period was used up already)."""
+    refund = await refund_payment(conn, payment, order, now_ms, None, admin_ids)
+    return refund.removed_ms
 
 
 async def record_reversal(
@@ -169,23 +239,39 @@ async def record_reversal(
     db: Database,
     clock: Clock,
     user: User,
+    admin_ids: frozenset[int],
     provider_titles: Mapping[str, str],
     payment_methods: Sequence[PaymentMethod],
 ) -> None:
-    """Two taps: confirm, then take the payment's days back in one locked transaction."""
+    """Two taps: a question that says what this does and does not do (with Cancel), then
+    the refund in our books in one locked transaction."""
     if not isinstance(query.message, Message):
         await query.answer()
         return
+    search = query_of(query.message)
+    page = ShowPayment(
+        payment_id=callback_data.payment_id,
+        page_time=callback_data.page_time,
+        page_id=callback_data.page_id,
+    )
     if not callback_data.confirmed:
+        async with db.read() as conn:
+            line = await admin_queries.payment_line(conn, callback_data.payment_id)
+        await query.answer()
+        if line is None:
+            return
         builder = InlineKeyboardBuilder()
         builder.button(
             text=_("Yes, Click reversed this payment"),
-            callback_data=RecordReversal(payment_id=callback_data.payment_id, confirmed=True),
+            callback_data=callback_data.model_copy(update={"confirmed": True}),
         )
-        await query.answer()
-        await query.message.edit_reply_markup(reply_markup=builder.as_markup())
+        builder.button(text=_("Cancel"), callback_data=page)
+        builder.adjust(1)
+        await query.message.edit_text(
+            admin_views.reversal_question(search, line), reply_markup=builder.as_markup()
+        )
         return
-    now_ms = clock()
+    now_ms, removed_ms = clock(), 0
     async with db.transaction() as conn:
         payment = await get_payment(conn, callback_data.payment_id)
         order = await get_order_by_id(conn, payment.order_id, lock=True) if payment else None
@@ -197,7 +283,7 @@ async def record_reversal(
             and payment.state == PaymentState.PAID
         )
         if payment is not None and order is not None and done:
-            removed_ms = (await refund_payment(conn, payment, order, now_ms, None)).removed_ms
+            removed_ms = await refund_in_books(conn, payment, order, now_ms, admin_ids)
             note = f"reversal recorded by admin {user.id}"
             await update_payment(conn, payment.id, cancel_note=note)
     if not done:
@@ -208,97 +294,59 @@ async def record_reversal(
         if removed_ms
         else _("Reversal recorded; its days were already used, so the plan did not change.")
     )
-    async with db.read() as conn:
-        line = await admin_queries.payment_line(conn, callback_data.payment_id)
-    if line is not None:
-        await query.message.edit_text(
-            admin_views.payment_details(line, to_datetime(now_ms), provider_titles)
-        )
-
-
-async def stats_command(
-    message: Message, db: Database, clock: Clock, bot: Bot, provider_titles: Mapping[str, str]
-) -> None:
-    now_ms = clock()
-    today = to_datetime(now_ms).astimezone(TASHKENT).date()
-    today_ms = day_start_ms(today)
-    windows_ms = (
-        (_("Today"), today_ms),
-        (_("7 days"), day_start_ms(today - timedelta(days=6))),
-        (_("30 days"), day_start_ms(today - timedelta(days=29))),
-    )
-    async with db.read() as conn:
-        windows = [(title, await admin_queries.revenue(conn, since)) for title, since in windows_ms]
-        paying = await admin_queries.paying_users(conn, windows_ms[2][1])
-        active = await admin_queries.active_subscribers(conn, to_datetime(now_ms))
-        daily = await admin_queries.daily_revenue(conn, windows_ms[2][1], TASHKENT_OFFSET_MS)
-    await message.answer(admin_views.stats_text(windows, paying, active, provider_titles))
-    first_day = (today_ms + TASHKENT_OFFSET_MS) // DAY_MS - 29
-    days = [today - timedelta(days=29 - index) for index in range(30)]
-    amounts = [daily.get(first_day + index, 0) for index in range(30)]
-    from bot.admin.chart import revenue_png  # matplotlib is heavy: loaded on first use
-
-    png = await asyncio.to_thread(revenue_png, days, amounts, _("Revenue per day, so'm"))
-    await bot.send_photo(
-        message.chat.id, BufferedInputFile(png, filename="revenue.png"), caption=_("30 days")
-    )
-
-
-def csv_row(line: PaymentLine) -> list[str]:
-    def moment(ms: int | None) -> str:
-        return to_datetime(ms).astimezone(TASHKENT).isoformat(timespec="seconds") if ms else ""
-
-    return [
-        str(line.id),
-        moment(line.create_time),
-        line.provider,
-        line.provider_id,
-        "" if line.click_paydoc_id is None else str(line.click_paydoc_id),
-        line.merchant_trans_id,
-        str(line.user_id),
-        line.username or "",
-        line.tariff,
-        som_decimal(line.amount),
-        line.state,
-        moment(line.perform_time),
-        moment(line.cancel_time),
-        line.cancel_note or ("" if line.cancel_reason is None else str(line.cancel_reason)),
-    ]
+    card = await render_card(db, search, page, now_ms, provider_titles, payment_methods)
+    if card is not None:
+        await query.message.edit_text(card[0], reply_markup=card[1])
 
 
 async def export_command(
-    message: Message, command: CommandObject, db: Database, clock: Clock, bot: Bot
+    message: Message,
+    command: CommandObject,
+    db: Database,
+    clock: Clock,
+    bot: Bot,
+    provider_titles: Mapping[str, str],
 ) -> None:
-    """Rows go from a streamed query into a temporary file, never all into memory."""
-    argument = (command.args or "").strip()
-    today = to_datetime(clock()).astimezone(TASHKENT).date()
+    """`/export [search] [csv]`: the search of /payments (this month unless it names a
+    period), test payments only when asked for; an .xlsx unless `csv` is asked for."""
+    words = (command.args or "").split()
+    as_csv = any(word.lower() == "csv" for word in words)
+    query = " ".join(word for word in words if word.lower() not in ("csv", "xlsx"))
+    today = today_in_tashkent(clock)
     try:
-        span = date_range(argument) if argument else month_range(today)
+        filters = parse_query(query, provider_titles.keys(), today)
     except BadQuery:
-        span = None
-    if span is None:
-        await message.answer(_("Usage: /export 2026-11-01..2026-11-23 (default: this month)"))
-        return
-    filters = Filters(created_from_ms=span[0], created_to_ms=span[1])
-    handle, path = tempfile.mkstemp(prefix="payments-", suffix=".csv")
-    try:
-        count = 0
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as file:
-            writer = csv.writer(file)
-            writer.writerow(CSV_HEADER)
-            async with db.read() as conn:
-                async for line in admin_queries.stream_lines(conn, filters):
-                    writer.writerow(csv_row(line))
-                    count += 1
-        first = to_datetime(span[0]).astimezone(TASHKENT).date()
-        last = to_datetime(span[1] - 1).astimezone(TASHKENT).date()
-        name = f"payments_{first:%Y-%m-%d}_{last:%Y-%m-%d}.csv"
-        caption = _("{count} payments, {first} – {last}").format(
-            count=count, first=f"{first:%d.%m.%Y}", last=f"{last:%d.%m.%Y}"
+        await message.answer(
+            _("Usage: /export [search as in /payments] [csv] (default: this month)")
         )
+        return
+    if filters.created_from_ms is None:
+        start, end = month_range(today)
+        filters = replace(filters, created_from_ms=start, created_to_ms=end)
+    filters = replace(filters, real_only=not filters.test)
+    assert filters.created_from_ms is not None and filters.created_to_ms is not None
+    first = to_datetime(filters.created_from_ms).astimezone(TASHKENT).date()
+    last = to_datetime(filters.created_to_ms - 1).astimezone(TASHKENT).date()
+    suffix = "csv" if as_csv else "xlsx"
+    name = f"payments_{first:%Y-%m-%d}_{last:%Y-%m-%d}.{suffix}"
+    with tempfile.TemporaryDirectory(prefix="export-") as directory:
+        path = Path(directory) / name
+        write = export.write_csv if as_csv else export.write_xlsx
+        sums = await write(db, filters, dict(provider_titles), path)
+        caption = ngettext(
+            "{count} payment, {first} – {last}; paid {paid}, refunded {refunded}",
+            "{count} payments, {first} – {last}; paid {paid}, refunded {refunded}",
+            sums.count,
+        ).format(
+            count=sums.count,
+            first=f"{first:%d.%m.%Y}",
+            last=f"{last:%d.%m.%Y}",
+            paid=format_som(sums.paid),
+            refunded=format_som(sums.refunded),
+        )
+        if filters.test:
+            caption += "\n" + _("Test payments only.")
         await bot.send_document(message.chat.id, FSInputFile(path, filename=name), caption=caption)
-    finally:
-        os.unlink(path)
 
 
 def create_router() -> Router:
@@ -307,7 +355,7 @@ def create_router() -> Router:
     router.message.filter(IsAdmin())
     router.callback_query.filter(IsAdmin())
     router.message.register(payments_command, Command("payments"))
-    router.message.register(stats_command, Command("stats"))
+    router.message.register(stats.stats_command, Command("stats"))
     router.message.register(export_command, Command("export"))
     router.callback_query.register(payments_page, PaymentsPage.filter())
     router.callback_query.register(show_payment, ShowPayment.filter())

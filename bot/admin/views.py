@@ -1,4 +1,9 @@
-"""How the admin console writes payments, details and statistics for a person."""
+"""How the admin console writes payments, cards and statistics for a person.
+
+Every value that came from a buyer or an admin (names, usernames, queries, provider
+notes) goes through `html.quote`: Telegram refuses a whole HTML message over one stray
+`<` or `&`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from aiogram import html
 from aiogram.utils.i18n import gettext as _
 
 from bot.texts import format_moment, format_som
-from db.admin_queries import PaymentLine, Revenue
+from db.admin_queries import Figure, PaymentLine, PeriodFigures, Totals
 from db.clock import to_datetime
 from db.states import PaymentState
-from db.tariffs import tariff_name
+from db.tariffs import TARIFF_CODES, tariff_name
+
+QUERY_MARK = "🔎 "
 
 
 def state_name(state: str) -> str:
@@ -25,9 +32,35 @@ def state_name(state: str) -> str:
     return names.get(state, state)
 
 
+def payme_reason(code: int) -> str:
+    """Payme's CancelTransaction reasons by name (Payme reference §3)."""
+    names: dict[int, str] = {
+        1: _("receiver not found or inactive"),
+        2: _("debit error at the processing centre"),
+        3: _("transaction execution error"),
+        4: _("timed out"),
+        5: _("refund"),
+        10: _("unknown error"),
+    }
+    return f"{names.get(code, _('unknown error'))} ({code})"
+
+
+def test_mark(line: PaymentLine) -> str:
+    return " 🧪 " + _("TEST") if line.test else ""
+
+
 def who(line: PaymentLine) -> str:
-    handle = f" @{line.username}" if line.username else ""
+    handle = f" @{html.quote(line.username)}" if line.username else ""
     return f"{html.quote(line.first_name)}{handle} ({line.user_id})"
+
+
+def buyer_link(line: PaymentLine) -> str:
+    """The name links to the buyer's chat; Telegram opens it for the admin."""
+    name = html.link(
+        html.quote(line.first_name or str(line.user_id)), f"tg://user?id={line.user_id}"
+    )
+    handle = f" @{html.quote(line.username)}" if line.username else ""
+    return f"{name}{handle} ({line.user_id})"
 
 
 def payment_row(number: int, line: PaymentLine, titles: Mapping[str, str]) -> str:
@@ -38,93 +71,215 @@ def payment_row(number: int, line: PaymentLine, titles: Mapping[str, str]) -> st
             tariff_name(line.tariff),
             format_som(line.amount),
             titles.get(line.provider, line.provider),
-            state_name(line.state),
+            state_name(line.state) + test_mark(line),
         )
     )
 
 
-def payments_page(lines: Sequence[PaymentLine], offset: int, titles: Mapping[str, str]) -> str:
-    paid = sum(line.amount for line in lines if line.state == PaymentState.PAID)
-    header = _("Payments {first}–{last}: {total} in all, {paid} paid").format(
-        first=offset + 1,
-        last=offset + len(lines),
-        total=format_som(sum(line.amount for line in lines)),
-        paid=format_som(paid),
-    )
-    rows = [payment_row(offset + index + 1, line, titles) for index, line in enumerate(lines)]
-    return "\n".join([header, "", *rows])
+def query_line(query: str) -> list[str]:
+    return [QUERY_MARK + html.quote(query)] if query else []
 
 
-def nothing_found() -> str:
-    return _(
-        "No payments found. Search by user id, @username, order id or its start, "
-        "Click or Payme id, state (paid, pending, cancelled, refunded), provider "
-        "(click, payme), tariff (plus, pro), or dates: /payments 2026-11-01..2026-11-23"
+def totals_header(totals: Totals, test_only: bool) -> str:
+    text = _("Found: {count} · paid {paid} · refunded {refunded}").format(
+        count=totals.count, paid=format_som(totals.paid), refunded=format_som(totals.refunded)
     )
+    if test_only:
+        text += "\n" + _("Test payments only.")
+    elif totals.test_count:
+        text += "\n" + _("Test payments not counted: {count}").format(count=totals.test_count)
+    return text
+
+
+def payments_page(
+    query: str,
+    totals: Totals,
+    test_only: bool,
+    lines: Sequence[PaymentLine],
+    titles: Mapping[str, str],
+) -> str:
+    rows = [payment_row(index + 1, line, titles) for index, line in enumerate(lines)]
+    return "\n".join([*query_line(query), totals_header(totals, test_only), "", *rows])
+
+
+def nothing_found(query: str) -> str:
+    return "\n".join(
+        [
+            *query_line(query),
+            _(
+                "No payments found. Search by user id, @username, a part of the name, order "
+                "id or its start, Click or Payme id, amount (15000 or 15 000), state (paid, "
+                "pending, cancelled, refunded), provider (click, payme), tariff (plus, pro), "
+                "today, yesterday, week, month, test, double, or dates: "
+                "/payments 2026-11-01..2026-11-23"
+            ),
+        ]
+    )
+
+
+def cannot_read(query: str, word: str) -> str:
+    return "\n".join([*query_line(query), _("Cannot read “{word}”.").format(word=html.quote(word))])
 
 
 def moment_or_dash(ms: int | None) -> str:
     return format_moment(to_datetime(ms)) if ms else "—"
 
 
-def payment_details(line: PaymentLine, now: datetime, titles: Mapping[str, str]) -> str:
-    provider_id = _("{provider} id").format(provider=titles.get(line.provider, line.provider))
+def cancel_reason(line: PaymentLine) -> str | None:
+    if line.cancel_note:
+        return html.quote(line.cancel_note)
+    if line.cancel_reason is not None and line.provider == "payme":
+        return payme_reason(line.cancel_reason)
+    return None if line.cancel_reason is None else str(line.cancel_reason)
+
+
+def provider_ids(line: PaymentLine, titles: Mapping[str, str]) -> list[str]:
+    title = titles.get(line.provider, line.provider)
+    if line.provider == "click":
+        parts = [_("Click transaction (click_trans_id): {id}")]
+    else:
+        parts = [_("{provider} transaction: {id}")]
+    text = [parts[0].format(provider=title, id=html.code(html.quote(line.provider_id)))]
+    if line.click_paydoc_id is not None:
+        text.append(
+            _("Click document (click_paydoc_id): {id}").format(
+                id=html.code(str(line.click_paydoc_id))
+            )
+        )
+    return text
+
+
+def payment_card(
+    query: str,
+    line: PaymentLine,
+    others: Sequence[PaymentLine],
+    other_count: int,
+    now: datetime,
+    titles: Mapping[str, str],
+) -> str:
     plan = _("none")
     if line.user_tariff and line.user_tariff_expires_at:
         state = _("active") if line.user_tariff_expires_at > now else _("expired")
         plan = f"{tariff_name(line.user_tariff)}, {format_moment(line.user_tariff_expires_at)}"
         plan += f" ({state})"
     parts = [
-        _("Payment #{id}").format(id=line.id) + (" [TEST]" if line.test else ""),
+        *query_line(query),
+        html.bold(_("Payment #{id}").format(id=line.id)) + test_mark(line),
         f"{titles.get(line.provider, line.provider)} · {state_name(line.state)}",
-        f"{provider_id}: {html.code(html.quote(line.provider_id))}",
-    ]
-    if line.click_paydoc_id is not None:
-        parts.append(f"click_paydoc_id: <code>{line.click_paydoc_id}</code>")
-    parts += [
+        *provider_ids(line, titles),
         _("Amount: {amount}").format(amount=format_som(line.amount)),
         _("Order: {order} ({status}), {tariff}").format(
             order=html.code(html.quote(line.merchant_trans_id)),
             status=state_name(line.order_status),
             tariff=tariff_name(line.tariff),
         ),
-        _("User: {user}").format(user=who(line)),
+        _("Buyer: {user}").format(user=buyer_link(line)),
         _("Created: {moment}").format(moment=moment_or_dash(line.create_time)),
         _("Paid: {moment}").format(moment=moment_or_dash(line.perform_time)),
         _("Cancelled: {moment}").format(moment=moment_or_dash(line.cancel_time)),
     ]
-    reason = line.cancel_note or (str(line.cancel_reason) if line.cancel_reason else None)
+    reason = cancel_reason(line)
     if reason:
-        parts.append(_("Cancel reason: {reason}").format(reason=html.quote(reason)))
+        parts.append(_("Cancel reason: {reason}").format(reason=reason))
     if line.granted_days:
         parts.append(_("Days granted: {days}").format(days=line.granted_days))
-    parts.append(_("User's plan now: {plan}").format(plan=plan))
+    parts.append(_("Buyer's plan now: {plan}").format(plan=plan))
+    parts.append("")
+    parts.append(_("Buyer's other payments: {count}").format(count=other_count))
+    parts += [
+        "• "
+        + " · ".join(
+            (
+                f"#{other.id} {format_moment(to_datetime(other.create_time))}",
+                tariff_name(other.tariff),
+                format_som(other.amount),
+                titles.get(other.provider, other.provider),
+                state_name(other.state) + test_mark(other),
+            )
+        )
+        for other in others
+    ]
     return "\n".join(parts)
 
 
-def revenue_block(title: str, revenue: Revenue, titles: Mapping[str, str]) -> str:
-    split = [
-        f"{titles.get(name, name)} {format_som(amount)}"
-        for name, amount in sorted(revenue.by_provider.items())
-    ] + [
-        f"{tariff_name(name)} {format_som(amount)}"
-        for name, amount in sorted(revenue.by_tariff.items())
-    ]
-    details = f" ({', '.join(split)})" if split else ""
-    return f"{title}: {format_som(revenue.total)}{details}"
+def reversal_question(query: str, line: PaymentLine) -> str:
+    return "\n".join(
+        [
+            *query_line(query),
+            _(
+                "Record a Click reversal of payment #{id} ({amount})?\n\n"
+                "This does not return any money: it only records here a reversal you have "
+                "already made in Click's merchant cabinet. The buyer's days from this payment "
+                "are taken back and the buyer is told."
+            ).format(id=line.id, amount=format_som(line.amount)),
+        ]
+    )
+
+
+def change(now: int, before: int, percent: bool) -> str:
+    """Against the previous period: `▲ 12%`, `▼ 3`, `±0`, `new`; never `-0`."""
+    if now == before:
+        return "±0"
+    if percent and before == 0:
+        return _("new")
+    arrow = "▲" if now > before else "▼"
+    if not percent:
+        return f"{arrow} {abs(now - before)}"
+    share = abs(now - before) * 100 / before
+    return f"{arrow} {share:.0f}%" if share >= 1 else f"{arrow} <1%"
+
+
+def figure_line(title: str, now: Figure, before: Figure) -> str:
+    trend = change(now.amount, before.amount, True)
+    return f"{title}: {now.count} · {format_som(now.amount)}  {trend}"
 
 
 def stats_text(
-    windows: Sequence[tuple[str, Revenue]],
-    paying: int,
+    period: str,
+    now: PeriodFigures,
+    before: PeriodFigures,
     active: Mapping[str, int],
     titles: Mapping[str, str],
 ) -> str:
-    lines = [_("Revenue")]
-    lines += [revenue_block(title, revenue, titles) for title, revenue in windows]
-    lines.append(_("Paying users in 30 days: {count}").format(count=paying))
-    subscribers = ", ".join(
-        f"{tariff_name(code)} {count}" for code, count in sorted(active.items())
-    )
-    lines.append(_("Active subscribers: {list}").format(list=subscribers or "0"))
+    """One fact per line, short enough for a phone; each against the previous period."""
+    lines = [
+        html.bold(period),
+        _("Paid: {count} · {amount}  {change}").format(
+            count=now.kept.count,
+            amount=format_som(now.kept.amount),
+            change=change(now.kept.amount, before.kept.amount, True),
+        ),
+        _("Refunds: {count} · {amount}  {change}").format(
+            count=now.refunds.count,
+            amount=format_som(now.refunds.amount),
+            change=change(now.refunds.count, before.refunds.count, False),
+        ),
+        _("Pending orders: {count}  {change}").format(
+            count=now.pending_orders,
+            change=change(now.pending_orders, before.pending_orders, False),
+        ),
+        "",
+        html.bold(_("By provider")),
+    ]
+    for name in sorted(set(now.by_provider) | set(before.by_provider) | set(titles)):
+        lines.append(
+            figure_line(
+                html.quote(titles.get(name, name)),
+                now.by_provider.get(name, Figure()),
+                before.by_provider.get(name, Figure()),
+            )
+        )
+    lines += ["", html.bold(_("By tariff"))]
+    for code in sorted(set(now.by_tariff) | set(before.by_tariff) | set(TARIFF_CODES)):
+        lines.append(
+            figure_line(
+                tariff_name(code),
+                now.by_tariff.get(code, Figure()),
+                before.by_tariff.get(code, Figure()),
+            )
+        )
+    lines += ["", html.bold(_("Active subscribers now"))]
+    for code in sorted(set(active) | set(TARIFF_CODES)):
+        lines.append(f"{tariff_name(code)}: {active.get(code, 0)}")
+    lines += ["", _("Test payments are not counted.")]
     return "\n".join(lines)

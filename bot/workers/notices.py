@@ -9,6 +9,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
+from bot.admin import notices as admin_notices
 from bot.texts import format_moment, format_som, timeline_text
 from db import admin_alerts, outbox
 from db.tariffs import tariff_name
@@ -98,6 +99,8 @@ def _ledger_notice(kind: str, payload: dict[str, object], name: str, amount: str
 
 def render_admin_alert(payload: dict[str, object]) -> str:
     """An alert about money at risk (db/admin_alerts.py), in the admin's language."""
+    if (payment_notice := admin_notices.render(payload)) is not None:
+        return payment_notice
     alert = payload.get("alert")
     amount = format_som(int(payload.get("amount", 0)))  # type: ignore[call-overload]
     order = html.quote(str(payload.get("order", "")))

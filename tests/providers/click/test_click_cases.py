@@ -255,12 +255,12 @@ async def test_cancel_on_a_paid_payment_alerts_every_admin_once(
         assert (order.status, user.tariff) == ("paid", "PLUS")
         for admin in (900001, 900002):
             alert = await telegram.wait_for(
-                "sendMessage", lambda c, a=admin: c.params["chat_id"] == a
+                "sendMessage", lambda c, a=admin: c.params["chat_id"] == a and "⚠️" in c.text
             )
             assert f"Payment #{prepare_id}" in alert.text and str(T) in alert.text
             assert MTI in alert.text and "error -5017" in alert.text
     for admin in (900001, 900002):
-        assert len(telegram.of("sendMessage", admin)) == 1
+        assert [c.text.split()[0] for c in telegram.of("sendMessage", admin)] == ["💰", "⚠️"]
     lines = [json.loads(line) for line in log_file.read_text("utf-8").splitlines()]
     assert [line.get("alert") for line in lines] == [None, None, *["cancel_on_paid"] * 3]
 

@@ -171,7 +171,12 @@ async def perform(
 
 
 async def cancel(
-    db: Database, payme_id: str, reason: int, now_ms: int, test: bool = False
+    db: Database,
+    payme_id: str,
+    reason: int,
+    now_ms: int,
+    test: bool = False,
+    admin_ids: Collection[int] = (),
 ) -> Result:
     """CancelTransaction: before perform the order stays payable (D8); after perform it
     is a refund (D9). A cancelled transaction returns its stored result unchanged."""
@@ -183,7 +188,7 @@ async def cancel(
         if payment.state == PaymentState.PENDING:
             await _cancel(conn, payment, reason, now_ms)
         elif payment.state == PaymentState.PAID:
-            await refund_payment(conn, payment, order, now_ms, reason)
+            await refund_payment(conn, payment, order, now_ms, reason, admin_ids)
         return Result(Outcome.OK, await _reread(conn, payment), order)
 
 

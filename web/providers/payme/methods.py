@@ -93,7 +93,10 @@ async def perform_transaction(ctx: Context, call: Call, now: int) -> dict[str, A
 async def cancel_transaction(ctx: Context, call: Call, now: int) -> dict[str, Any]:
     transaction_id = payme_id(call.params)
     reason = integer(call.params, "reason")
-    result = await decisions.cancel(ctx.services.db, transaction_id, reason, now, call.test)
+    services = ctx.services
+    result = await decisions.cancel(
+        services.db, transaction_id, reason, now, call.test, services.admin_ids
+    )
     if result.outcome is not decisions.Outcome.OK or result.payment is None:
         raise fail(result.outcome, ctx.field)
     payment = result.payment
