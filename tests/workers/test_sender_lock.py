@@ -69,6 +69,9 @@ async def test_a_holder_that_loses_its_lock_session_stops_and_the_standby_takes_
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
                     " WHERE locktype = 'advisory' AND objid = :objid AND granted"
+                    # Advisory locks are per database; other tests' databases hold theirs.
+                    " AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
                 ),
                 {"objid": SENDER_LOCK_ID % 2**32},
             )
