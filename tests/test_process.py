@@ -39,7 +39,7 @@ async def start_product(env: dict[str, str], port: int) -> asyncio.subprocess.Pr
     )  # fmt: skip
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(450):
+            for _ in range(1200):  # generous: several instances may start on 2 busy cores
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/health") as response:
                         if response.status == 200:
@@ -50,7 +50,7 @@ async def start_product(env: dict[str, str], port: int) -> asyncio.subprocess.Pr
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise AssertionError("the product did not answer /health within 45 s")
+                raise AssertionError("the product did not answer /health within 120 s")
         if process.returncode is not None:
             output = (await process.stdout.read()).decode()  # type: ignore[union-attr]
             raise AssertionError(f"the product exited early:\n{output}")
