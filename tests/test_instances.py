@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from datetime import timedelta
 from typing import Any
@@ -232,6 +233,101 @@ async def test_orders_of_one_user_paid_at_once_grant_every_period(
         await wait_delivered(telegram, ORDERS, within=60)
         await asyncio.sleep(1.5)
         assert len(telegram.of("sendMessage", PAYER)) == ORDERS
+    finally:
+        await db.close()
+        await stop_all(instances)
+
+
+MIXED_ORDERS = 24
+COPIES = 3  # each provider request arrives this many times, at once, at random instances
+
+
+@pytest.mark.slow
+async def test_a_mixed_load_with_duplicates_on_three_instances_credits_exactly_once(
+    database_url: str, telegram: FakeTelegram
+) -> None:
+    """Three instances started together on an empty database behind a load balancer that
+    sends each request to a random instance, every request duplicated (a provider's
+    retries): the results are those of one instance. Each order is paid once, each Click
+    duplicate of a Complete beyond the first gets -4, every Payme duplicate the same
+    answer, and each buyer gets one message."""
+    rng = random.Random(12)
+    envs = [instance_env(telegram, database_url) for _ in range(3)]
+    instances = await start_instances(envs)
+    db = Database.from_url(database_url)
+    try:
+        buyers = [7300 + n for n in range(MIXED_ORDERS)]
+        mtis = [
+            (await make_order(db, buyer, mti=f"{buyer}_PLUS_{1730034567 + n}")).merchant_trans_id
+            for n, buyer in enumerate(buyers)
+        ]
+
+        async def post(session: aiohttp.ClientSession, path: str, body: str, **headers: str):
+            async def one() -> Any:
+                base = rng.choice(instances).base
+                async with session.post(base + path, data=body, headers=headers) as response:
+                    assert response.status == 200
+                    return await response.json()
+
+            return await asyncio.gather(*(one() for _ in range(COPIES)))
+
+        async def click(session: aiohttp.ClientSession, mti: str, trans: int) -> None:
+            form = "application/x-www-form-urlencoded"
+            prepared = await post(
+                session,
+                "/click/prepare",
+                urlencode(prepare_fields(mti, trans)),
+                **{"Content-Type": form},
+            )
+            assert all(answer == prepared[0] for answer in prepared), prepared
+            assert prepared[0]["error"] == 0, prepared
+            body = urlencode(complete_fields(mti, trans, prepared[0]["merchant_prepare_id"]))
+            completed = await post(session, "/click/complete", body, **{"Content-Type": form})
+            assert sorted(answer["error"] for answer in completed) == [-4] * (COPIES - 1) + [0]
+
+        async def payme(session: aiohttp.ClientSession, mti: str, tid: str) -> None:
+            headers = {"Content-Type": "text/json; charset=UTF-8", "Authorization": AUTH}
+            for method, params in (
+                (
+                    "CreateTransaction",
+                    {
+                        "id": tid,
+                        "time": int(time.time() * 1000),
+                        "amount": PLUS_PRICE,
+                        "account": {"order_id": mti},
+                    },
+                ),
+                ("PerformTransaction", {"id": tid}),
+            ):
+                body = json.dumps({"id": 1, "method": method, "params": params})
+                answers = await post(session, "/payme", body, **headers)
+                assert all(answer == answers[0] for answer in answers), answers
+                assert "result" in answers[0], answers
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(
+                *(
+                    click(session, mti, 990000 + n)
+                    if n % 2 == 0
+                    else payme(session, mti, f"{n + 1:024x}")
+                    for n, mti in enumerate(mtis)
+                )
+            )
+        async with db.read() as conn:
+            paid = (
+                await conn.execute(
+                    select(payments.c.order_id, payments.c.granted_days).where(
+                        payments.c.state == "paid"
+                    )
+                )
+            ).all()
+        assert len(paid) == MIXED_ORDERS
+        assert len({order_id for order_id, _ in paid}) == MIXED_ORDERS  # none twice
+        assert sum(days for _, days in paid) == MIXED_ORDERS * 30
+        await wait_delivered(telegram, MIXED_ORDERS, within=90)
+        await asyncio.sleep(2)  # more rounds of every instance: nothing more may come
+        received = sorted(call.params["chat_id"] for call in telegram.of("sendMessage"))
+        assert received == buyers  # each buyer once
     finally:
         await db.close()
         await stop_all(instances)
