@@ -14,4 +14,4 @@ class BuyCallback(CallbackData, prefix="buy"):
 
 
 class MenuCallback(CallbackData, prefix="menu"):
-    action: str  # tariffs | myplan
+    action: str  # home | tariffs | myplan | help

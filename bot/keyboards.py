@@ -39,16 +39,35 @@ def tariffs(items: Iterable[Tariff]) -> InlineKeyboardMarkup:
             ),
             callback_data=BuyCallback(tariff=tariff.code),
         )
+    builder.button(text=_("⬅️ Back"), callback_data=MenuCallback(action="home"))
     builder.adjust(1)
     return builder.as_markup()
 
 
 def pay(buttons: Iterable[tuple[str, str]]) -> InlineKeyboardMarkup:
-    """One button per payment method: (the provider's title, its checkout link)."""
+    """One button per payment method: (the provider's title, its checkout link), then
+    the way back to the catalogue (this message stays the order's checkout)."""
     builder = InlineKeyboardBuilder()
     for title, url in buttons:
         builder.button(text=_("Pay with {provider}").format(provider=title), url=url)
+    builder.button(text=_("⬅️ All plans"), callback_data=MenuCallback(action="tariffs"))
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def back() -> InlineKeyboardMarkup:
+    """Back to the main menu, for answers that end a path (/help, /terms, /paysupport)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("⬅️ Back"), callback_data=MenuCallback(action="home"))
+    return builder.as_markup()
+
+
+def plan_menu() -> InlineKeyboardMarkup:
+    """Under /myplan: the catalogue, and back to the main menu."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("💳 Tariffs"), callback_data=MenuCallback(action="tariffs"))
+    builder.button(text=_("⬅️ Back"), callback_data=MenuCallback(action="home"))
+    builder.adjust(2)
     return builder.as_markup()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from aiogram import html
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
@@ -29,7 +30,26 @@ def format_moment(moment: datetime) -> str:
 def tariff_line(tariff: Tariff) -> str:
     return ngettext(
         "{name}: {price} for {days} day", "{name}: {price} for {days} days", tariff.days
-    ).format(name=tariff_name(tariff.code), price=format_som(tariff.price), days=tariff.days)
+    ).format(
+        name=tariff.title or tariff_name(tariff.code),
+        price=format_som(tariff.price),
+        days=tariff.days,
+    )
+
+
+def tariff_card(tariff: Tariff, language: str) -> str:
+    """The tariff's line and, under it, what it gives, as the merchant wrote it in
+    tariffs.toml (quoted: the file's text is not HTML)."""
+    lines = [tariff_line(tariff)]
+    lines += [f"• {html.quote(line)}" for line in tariff.gives(language)]
+    return "\n".join(lines)
+
+
+def order_days_line(name: str, amount: int, days: int) -> str:
+    """What one order buys: "PLUS: 15 000 so'm for 30 days" with the order's own figures."""
+    return ngettext(
+        "{name}: {price} for {days} day", "{name}: {price} for {days} days", days
+    ).format(name=name, price=format_som(amount), days=days)
 
 
 def receipt_title(tariff: Tariff) -> str:
