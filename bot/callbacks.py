@@ -15,3 +15,9 @@ class BuyCallback(CallbackData, prefix="buy"):
 
 class MenuCallback(CallbackData, prefix="menu"):
     action: str  # home | tariffs | myplan | help
+
+
+class ReceiptCallback(CallbackData, prefix="receipt"):
+    """The receipt of one of the user's own orders (checked against the user)."""
+
+    order: int

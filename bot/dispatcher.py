@@ -14,7 +14,7 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admin import handlers as admin
-from bot.handlers import fallback, membership, plan, start
+from bot.handlers import fallback, membership, plan, receipt, start
 from bot.handlers import support as support_handlers
 from bot.handlers import tariffs as tariff_handlers
 from bot.handlers.support import Support
@@ -61,6 +61,7 @@ def create_dispatcher(
         start.create_router(),
         tariff_handlers.create_router(),
         plan.create_router(),
+        receipt.create_router(),
         admin.create_router(),
         support_handlers.create_router(),
         fallback.create_router(),

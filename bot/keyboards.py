@@ -8,7 +8,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import BuyCallback, LanguageCallback, MenuCallback
+from bot.callbacks import BuyCallback, LanguageCallback, MenuCallback, ReceiptCallback
 from bot.texts import LANGUAGE_NAMES, format_som
 from db.tariffs import Tariff, tariff_name
 
@@ -90,4 +90,15 @@ def renew(tariff: str) -> InlineKeyboardMarkup:
         text=_("🔄 Renew {name}").format(name=tariff_name(tariff)),
         callback_data=BuyCallback(tariff=tariff),
     )
+    return builder.as_markup()
+
+
+def receipt(order_id: int, *, fiscal: bool) -> InlineKeyboardMarkup:
+    """Under a receipt: the plan, and for Payme the fiscal receipt once Payme sends it
+    (SetFiscalData usually arrives after the receipt message)."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("📅 My plan"), callback_data=MenuCallback(action="myplan"))
+    if fiscal:
+        builder.button(text=_("🧾 Fiscal receipt"), callback_data=ReceiptCallback(order=order_id))
+    builder.adjust(2)
     return builder.as_markup()

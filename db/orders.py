@@ -13,6 +13,7 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.payments import Payment, payment_from_row
 from db.schema import orders, payments
 from db.states import PaymentState
 from db.tariffs import Tariff
@@ -161,6 +162,54 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
         existing = await get_order(conn, mti)
         assert existing is not None
         return existing
+
+
+def receipt_fields(order: Order, payment: Payment, now_ms: int) -> dict[str, object]:
+    """What the buyer's receipt and the "Paid ✓" edit need from the order and the payment
+    (added to the "payment received" notice by db/billing.py)."""
+    return {
+        "order_id": order.id,
+        "order_code": order.code,
+        "days": order.days,
+        "provider": payment.provider,
+        "payment_id": payment.id,
+        "paid_at": now_ms,
+        "checkout": (
+            [order.checkout_chat_id, order.checkout_message_id]
+            if order.checkout_chat_id is not None and order.checkout_message_id is not None
+            else None
+        ),
+    }
+
+
+async def paid_order_of(
+    conn: AsyncConnection, order_id: int, user_id: int
+) -> tuple[Order, Payment] | None:
+    """One of the user's own orders with its (first) paid payment, or None: what a
+    receipt shows again, fiscal link included once Payme sent it."""
+    row = (
+        await conn.execute(
+            select(orders).where(orders.c.id == order_id, orders.c.user_id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    paid = (
+        await conn.execute(
+            select(payments)
+            .where(payments.c.order_id == order_id, payments.c.state == PaymentState.PAID)
+            .order_by(payments.c.id)
+            .limit(1)
+        )
+    ).one_or_none()
+    return (_order(row), payment_from_row(paid)) if paid is not None else None
+
+
+def fiscal_url(payment: Payment) -> str | None:
+    """The buyer's fiscal receipt link from Payme's SetFiscalData (type PERFORM)."""
+    perform = (payment.fiscal_data or {}).get("PERFORM")
+    url = perform.get("qr_code_url") if isinstance(perform, dict) else None
+    return url if isinstance(url, str) and url.startswith("https://") else None
 
 
 async def set_checkout_message(
