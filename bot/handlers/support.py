@@ -37,7 +37,8 @@ PAYMENT_WORDS = re.compile(
 
 
 def looks_like_payment_question(text: str) -> bool:
-    return bool(PAYMENT_WORDS.search(text))
+    """A sentence about paying; a command (even an unknown /payments) is not one."""
+    return not text.startswith("/") and bool(PAYMENT_WORDS.search(text))
 
 
 def contact_line(support: Support) -> str:
