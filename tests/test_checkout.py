@@ -191,3 +191,25 @@ def test_catalogue_file_and_its_errors(tmp_path: Path) -> None:
         load_settings({**env, "TARIFFS_FILE": str(tmp_path / "missing.toml")})
     with pytest.raises(SettingsError, match="SUPPORT_CONTACT"):
         load_settings({"BOT_TOKEN": TOKEN, "SUPPORT_CONTACT": "call me"})
+
+
+async def test_a_menu_tap_on_a_message_that_cannot_be_edited_answers_anew(
+    tg: Telegram, telegram: FakeTelegram
+) -> None:
+    """Telegram sends old messages as inaccessible (date 0): nothing to edit, so the
+    answer comes as a new message instead of nothing."""
+    await tg.send(
+        {
+            "callback_query": {
+                "id": "old-tap",
+                "from": {"id": USER, "is_bot": False, "first_name": "U", "language_code": "en"},
+                "chat_instance": "ci",
+                "data": "menu:myplan",
+                "message": {"message_id": 7, "date": 0, "chat": {"id": USER, "type": "private"}},
+            }
+        }
+    )
+    assert telegram.of("editMessageText", USER) == []
+    [answer] = telegram.of("sendMessage", USER)
+    assert answer.text == "You have no active plan."
+    assert [b["callback_data"] for b in answer.buttons] == ["menu:tariffs", "menu:home"]
