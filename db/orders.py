@@ -176,7 +176,7 @@ def receipt_fields(order: Order, payment: Payment, now_ms: int) -> dict[str, obj
         "paid_at": now_ms,
         "checkout": (
             [order.checkout_chat_id, order.checkout_message_id]
-            if order.checkout_chat_id is not None and order.checkout_message_id is not None
+            if order.checkout_chat_id is not None and order.checkout_message_id
             else None
         ),
     }
@@ -210,6 +210,33 @@ def fiscal_url(payment: Payment) -> str | None:
     perform = (payment.fiscal_data or {}).get("PERFORM")
     url = perform.get("qr_code_url") if isinstance(perform, dict) else None
     return url if isinstance(url, str) and url.startswith("https://") else None
+
+
+# `checkout_message_id` while the message is being sent: a second tap arriving meanwhile
+# (Telegram delivers taps concurrently) must not send another one.
+CHECKOUT_BEING_SENT = 0
+
+
+async def claim_checkout(conn: AsyncConnection, order_id: int, chat_id: int) -> bool:
+    """Take the right to send this order's checkout message: True for exactly one tap.
+
+    One conditional UPDATE, so two concurrent taps cannot both win (PostgreSQL re-checks
+    the condition after the row lock; SQLite has one writer)."""
+    result = await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.checkout_message_id.is_(None))
+        .values(checkout_chat_id=chat_id, checkout_message_id=CHECKOUT_BEING_SENT)
+    )
+    return result.rowcount == 1
+
+
+async def release_checkout(conn: AsyncConnection, order_id: int) -> None:
+    """The checkout could not be sent: the next tap may try again."""
+    await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.checkout_message_id == CHECKOUT_BEING_SENT)
+        .values(checkout_chat_id=None, checkout_message_id=None)
+    )
 
 
 async def set_checkout_message(

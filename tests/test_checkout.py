@@ -4,6 +4,7 @@ short order number, the fiscal receipt link, /terms and /paysupport, the catalog
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -213,3 +214,21 @@ async def test_a_menu_tap_on_a_message_that_cannot_be_edited_answers_anew(
     [answer] = telegram.of("sendMessage", USER)
     assert answer.text == "You have no active plan."
     assert [b["callback_data"] for b in answer.buttons] == ["menu:tariffs", "menu:home"]
+
+
+async def test_two_taps_at_once_send_one_checkout(
+    tg: Telegram, telegram: FakeTelegram, client: TestClient
+) -> None:
+    """Telegram delivers taps concurrently: while the first tap's checkout is on its way,
+    the second must not send another one."""
+    telegram.send_latency = 0.3
+    await asyncio.gather(
+        tg.press(USER, "buy:PRO", message_id=300), tg.press(USER, "buy:PRO", message_id=300)
+    )
+    assert len(checkouts(telegram)) == 1
+    toasts = [c.params.get("text") for c in telegram.of("answerCallbackQuery")]
+    assert sum(1 for t in toasts if t and "is in the message above" in t) == 1
+    # A later tap edits the one message.
+    await tg.press(USER, "buy:PRO", message_id=300)
+    assert len(checkouts(telegram)) == 1
+    assert telegram.of("editMessageText", USER)[-1].text.startswith("🧾 Order #")

@@ -22,7 +22,14 @@ from bot.texts import order_days_line, tariff_card, timeline_text
 from db import ledger
 from db.clock import Clock, to_datetime
 from db.database import Database
-from db.orders import Order, open_order, set_checkout_message
+from db.orders import (
+    CHECKOUT_BEING_SENT,
+    Order,
+    claim_checkout,
+    open_order,
+    release_checkout,
+    set_checkout_message,
+)
 from db.tariffs import Tariff, tariff_name
 from db.users import User
 
@@ -140,9 +147,11 @@ async def buy(
         await query.answer(_("Payments are not available yet. Please try again later."), True)
         return
     now_ms = clock()
+    chat_id = query.message.chat.id if query.message is not None else user.id
     async with db.transaction() as conn:
         order = await open_order(conn, user.id, tariff, to_datetime(now_ms))
         periods = await ledger.user_periods(conn, user.id)
+        first = order.checkout_message_id is None and await claim_checkout(conn, order.id, chat_id)
     me = await bot.me()
     language = i18n.current_locale
     text = checkout_text(
@@ -156,13 +165,20 @@ async def buy(
     markup = keyboards.pay(
         [(m.title, m.link.url(order, language, me.username)) for m in payment_methods]
     )
-    if await _refresh(bot, order, text, markup):
+    if not first and (
+        order.checkout_message_id in (None, CHECKOUT_BEING_SENT)  # another tap is sending it
+        or await _refresh(bot, order, text, markup)
+    ):
         # One checkout message per order: the one shown already, brought up to date.
         await query.answer(_("Your order #{code} is in the message above.").format(code=order.code))
         return
     await query.answer()
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    sent = await bot.send_message(chat_id, text, reply_markup=markup)
+    try:
+        sent = await bot.send_message(chat_id, text, reply_markup=markup)
+    except Exception:
+        async with db.transaction() as conn:
+            await release_checkout(conn, order.id)
+        raise
     async with db.transaction() as conn:
         await set_checkout_message(conn, order.id, sent.chat.id, sent.message_id)
 
