@@ -14,4 +14,10 @@ class BuyCallback(CallbackData, prefix="buy"):
 
 
 class MenuCallback(CallbackData, prefix="menu"):
-    action: str  # tariffs | myplan
+    action: str  # home | tariffs | myplan | help
+
+
+class ReceiptCallback(CallbackData, prefix="receipt"):
+    """The receipt of one of the user's own orders (checked against the user)."""
+
+    order: int

@@ -28,6 +28,8 @@ def command_menu() -> list[BotCommand]:
         BotCommand(command="start", description=_("Start and main menu")),
         BotCommand(command="tariffs", description=_("Tariffs and prices")),
         BotCommand(command="myplan", description=_("My current plan")),
+        BotCommand(command="paysupport", description=_("Help with a payment")),
+        BotCommand(command="terms", description=_("Terms of service")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("Help")),
     ]

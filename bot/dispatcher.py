@@ -14,8 +14,10 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admin import handlers as admin
-from bot.handlers import fallback, membership, plan, start
+from bot.handlers import fallback, membership, plan, receipt, start
+from bot.handlers import support as support_handlers
 from bot.handlers import tariffs as tariff_handlers
+from bot.handlers.support import Support
 from bot.middlewares import UserLocaleMiddleware, UserMiddleware
 from bot.payment_methods import PaymentMethod
 from db.clock import Clock
@@ -37,6 +39,7 @@ def create_dispatcher(
     payment_methods: Sequence[PaymentMethod],
     provider_titles: Mapping[str, str],
     admin_ids: frozenset[int],
+    support: Support | None = None,
 ) -> Dispatcher:
     """Everything a handler needs arrives as workflow data, by parameter name."""
     dispatcher = Dispatcher(
@@ -47,6 +50,7 @@ def create_dispatcher(
         payment_methods=payment_methods,
         provider_titles=provider_titles,
         admin_ids=admin_ids,
+        support=support or Support(),
     )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -57,7 +61,9 @@ def create_dispatcher(
         start.create_router(),
         tariff_handlers.create_router(),
         plan.create_router(),
+        receipt.create_router(),
         admin.create_router(),
+        support_handlers.create_router(),
         fallback.create_router(),
     )
     dispatcher.include_router(private)

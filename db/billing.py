@@ -26,7 +26,7 @@ from db.admin_alerts import (
     payment_notice,
 )
 from db.clock import to_datetime
-from db.orders import Order, set_order_status
+from db.orders import Order, receipt_fields, set_order_status
 from db.payments import Payment, payment_from_row, update_payment
 from db.schema import payments
 from db.states import OrderStatus, PaymentState
@@ -84,7 +84,10 @@ async def credit_payment(
         conn,
         user.id,
         outbox.PAYMENT_RECEIVED,
-        _payload(payment, order.tariff, timeline, now_ms),
+        {
+            **_payload(payment, order.tariff, timeline, now_ms),
+            **receipt_fields(order, payment, now_ms),
+        },
         now,
         dedupe_key=f"{outbox.PAYMENT_RECEIVED}:{payment.id}",
     )

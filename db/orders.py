@@ -13,12 +13,19 @@ from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.payments import Payment, payment_from_row
 from db.schema import orders, payments
 from db.states import PaymentState
 from db.tariffs import Tariff
 
 # A pending order younger than this is shown again instead of creating another one.
 ORDER_REUSE_LIFETIME = timedelta(hours=1)
+
+# Short order numbers (`#A7K2Q`): Crockford's base32 (no I, L, O, U: nothing to misread
+# on the phone), 5 characters for the first 33 million orders, more after.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_MULTIPLIER = 0x2F5A3  # odd: multiplying by it permutes every 32**n range
+_CODE_OFFSET = 0x1B3C7
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,50 @@ class Order:
     # Last, with a default, so positional construction stays valid; None only for rows
     # written around open_order (old fixtures), which then grant the tariff's days.
     days: int | None = None
+    # Where the buyer's checkout message is, so a second tap edits it and a payment
+    # turns it into "Paid ✓" (migration 0007); None until the bot has shown it.
+    checkout_chat_id: int | None = None
+    checkout_message_id: int | None = None
+
+    @property
+    def code(self) -> str:
+        """The short number a person can quote: `A7K2Q` (shown as `#A7K2Q`)."""
+        return order_code(self.id)
+
+
+def _code_width(order_id: int) -> int:
+    width = 5
+    while order_id >= 32**width:
+        width += 1
+    return width
+
+
+def order_code(order_id: int) -> str:
+    """Order id -> short code, a bijection per width: unique, derived, nothing stored.
+
+    Scrambled (an odd multiplier and an offset modulo 32**width) so that consecutive
+    orders do not read as a sales counter."""
+    width = _code_width(order_id)
+    value = (order_id * _CODE_MULTIPLIER + _CODE_OFFSET) % 32**width
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 32)
+        chars.append(CODE_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def order_id_from_code(text: str) -> int | None:
+    """`#a7k2q`, `A7K2Q` -> the order id it names, None when it names none (the admin
+    search hook: `/payments #A7K2Q`)."""
+    raw = text.strip().lstrip("#").upper().replace("O", "0").replace("I", "1").replace("L", "1")
+    if len(raw) < 5 or any(char not in CODE_ALPHABET for char in raw):
+        return None
+    value = 0
+    for char in raw:
+        value = value * 32 + CODE_ALPHABET.index(char)
+    modulus = 32 ** len(raw)
+    order_id = (value - _CODE_OFFSET) * pow(_CODE_MULTIPLIER, -1, modulus) % modulus
+    return order_id if _code_width(order_id) == len(raw) else None
 
 
 def _order(row: object) -> Order:
@@ -111,6 +162,92 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
         existing = await get_order(conn, mti)
         assert existing is not None
         return existing
+
+
+def receipt_fields(order: Order, payment: Payment, now_ms: int) -> dict[str, object]:
+    """What the buyer's receipt and the "Paid ✓" edit need from the order and the payment
+    (added to the "payment received" notice by db/billing.py)."""
+    return {
+        "order_id": order.id,
+        "order_code": order.code,
+        "days": order.days,
+        "provider": payment.provider,
+        "payment_id": payment.id,
+        "paid_at": now_ms,
+        "checkout": (
+            [order.checkout_chat_id, order.checkout_message_id]
+            if order.checkout_chat_id is not None and order.checkout_message_id
+            else None
+        ),
+    }
+
+
+async def paid_order_of(
+    conn: AsyncConnection, order_id: int, user_id: int
+) -> tuple[Order, Payment] | None:
+    """One of the user's own orders with its (first) paid payment, or None: what a
+    receipt shows again, fiscal link included once Payme sent it."""
+    row = (
+        await conn.execute(
+            select(orders).where(orders.c.id == order_id, orders.c.user_id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    paid = (
+        await conn.execute(
+            select(payments)
+            .where(payments.c.order_id == order_id, payments.c.state == PaymentState.PAID)
+            .order_by(payments.c.id)
+            .limit(1)
+        )
+    ).one_or_none()
+    return (_order(row), payment_from_row(paid)) if paid is not None else None
+
+
+def fiscal_url(payment: Payment) -> str | None:
+    """The buyer's fiscal receipt link from Payme's SetFiscalData (type PERFORM)."""
+    perform = (payment.fiscal_data or {}).get("PERFORM")
+    url = perform.get("qr_code_url") if isinstance(perform, dict) else None
+    return url if isinstance(url, str) and url.startswith("https://") else None
+
+
+# `checkout_message_id` while the message is being sent: a second tap arriving meanwhile
+# (Telegram delivers taps concurrently) must not send another one.
+CHECKOUT_BEING_SENT = 0
+
+
+async def claim_checkout(conn: AsyncConnection, order_id: int, chat_id: int) -> bool:
+    """Take the right to send this order's checkout message: True for exactly one tap.
+
+    One conditional UPDATE, so two concurrent taps cannot both win (PostgreSQL re-checks
+    the condition after the row lock; SQLite has one writer)."""
+    result = await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.checkout_message_id.is_(None))
+        .values(checkout_chat_id=chat_id, checkout_message_id=CHECKOUT_BEING_SENT)
+    )
+    return result.rowcount == 1
+
+
+async def release_checkout(conn: AsyncConnection, order_id: int) -> None:
+    """The checkout could not be sent: the next tap may try again."""
+    await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.checkout_message_id == CHECKOUT_BEING_SENT)
+        .values(checkout_chat_id=None, checkout_message_id=None)
+    )
+
+
+async def set_checkout_message(
+    conn: AsyncConnection, order_id: int, chat_id: int, message_id: int
+) -> None:
+    """Remember the one message that shows this order's pay buttons."""
+    await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id)
+        .values(checkout_chat_id=chat_id, checkout_message_id=message_id)
+    )
 
 
 async def set_order_status(

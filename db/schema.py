@@ -93,6 +93,10 @@ orders = Table(
     Column("status", String(16), nullable=False),  # pending | paid | refunded | cancelled
     Column("created_at", UtcDateTime(), nullable=False),
     Column("paid_at", UtcDateTime(), nullable=True),
+    # The buyer's checkout message (migration 0007): edited, never duplicated, and
+    # turned into "Paid ✓" when a payment is credited. NULL until shown.
+    Column("checkout_chat_id", BigInteger, nullable=True),
+    Column("checkout_message_id", BigInteger, nullable=True),
     Index("ix_orders_user_id_tariff_status", "user_id", "tariff", "status"),
 )
 

@@ -1,13 +1,18 @@
 """The tariff catalogue: every fact about a tariff in one place.
 
-A new tariff is one `CatalogueEntry` here (its code, the name buyers see, its default
-price and days, and its rank); configuration may then change its price, days and fiscal
-codes (`TARIFF_<CODE>_*`), and an order records them when it is made.
+The shipped codes, names, defaults and ranks are `CATALOGUE` here (the ledger ranks by
+it); what a merchant writes once (title, what a tariff gives in uz/ru/en, price, days,
+rank, fiscal codes) lives in `tariffs.toml` (`TARIFFS_FILE`), read by `parse_catalogue`
+at start, and `TARIFF_<CODE>_*` settings override its price, days and fiscal codes. An
+order records price and days when it is made.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ CATALOGUE = (
 )
 CATALOGUE_BY_CODE = {entry.code: entry for entry in CATALOGUE}
 TARIFF_CODES = tuple(CATALOGUE_BY_CODE)
+CATALOGUE_LANGUAGES = ("uz", "ru", "en")
 
 
 @dataclass(frozen=True)
@@ -42,16 +48,108 @@ class Fiscal:
 @dataclass(frozen=True)
 class Tariff:
     """One sellable tariff as configured; `price` is integer tiyin so no float ever
-    touches money."""
+    touches money. `features`: what the tariff gives, a few short lines per language,
+    written by the merchant (shown in /tariffs and on the checkout message)."""
 
     code: str
     price: int
     days: int
     rank: int = 0
     fiscal: Fiscal | None = None
+    title: str = ""
+    features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def gives(self, language: str) -> tuple[str, ...]:
+        """The feature lines in `language`, else in English, else none."""
+        return self.features.get(language) or self.features.get("en") or ()
+
+
+@dataclass(frozen=True)
+class CatalogueItem:
+    """One tariff as `tariffs.toml` writes it (price in whole so'm)."""
+
+    code: str
+    title: str
+    price_som: int
+    days: int
+    rank: int
+    fiscal: Fiscal | None
+    features: Mapping[str, tuple[str, ...]]
 
 
 def tariff_name(code: str) -> str:
     """The name buyers see: a brand, the same in every language."""
     entry = CATALOGUE_BY_CODE.get(code)
     return entry.name if entry else code
+
+
+def parse_catalogue(data: Mapping[str, Any]) -> list[CatalogueItem]:
+    """`tariffs.toml` as read by tomllib -> items, or ValueError naming the bad key.
+
+    Only the shipped codes are accepted: the ledger ranks tariffs by `CATALOGUE`, and a
+    rank written here must agree with it, so the file cannot reorder paid time."""
+    tariffs = data.get("tariffs")
+    if not isinstance(tariffs, dict) or not tariffs:
+        raise ValueError("needs a [tariffs.<CODE>] table per tariff")
+    items = []
+    for code, raw in tariffs.items():
+        where = f"tariffs.{code}"
+        entry = CATALOGUE_BY_CODE.get(code)
+        if entry is None:
+            raise ValueError(f"{where}: unknown tariff (known: {', '.join(TARIFF_CODES)})")
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: must be a table")
+        rank = _whole(raw, "rank", where, 1, 100)
+        if rank != entry.rank:
+            raise ValueError(f"{where}.rank: must be {entry.rank} (the ledger's order)")
+        items.append(
+            CatalogueItem(
+                code=code,
+                title=_text(raw.get("title", entry.name), f"{where}.title", 32),
+                price_som=_whole(raw, "price_som", where, 1, 100_000_000),
+                days=_whole(raw, "days", where, 1, 3650),
+                rank=rank,
+                fiscal=_fiscal(raw.get("fiscal"), f"{where}.fiscal"),
+                features=_features(raw.get("features", {}), f"{where}.features"),
+            )
+        )
+    return items
+
+
+def _whole(raw: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{where}.{key}: must be a whole number from {low} to {high}")
+    return value
+
+
+def _text(value: object, where: str, longest: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > longest:
+        raise ValueError(f"{where}: must be text of 1-{longest} characters")
+    return value.strip()
+
+
+def _features(raw: object, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a table of languages")
+    features = {}
+    for language, lines in raw.items():
+        if language not in CATALOGUE_LANGUAGES:
+            raise ValueError(f"{where}.{language}: languages are {', '.join(CATALOGUE_LANGUAGES)}")
+        if not isinstance(lines, list) or len(lines) > 8:
+            raise ValueError(f"{where}.{language}: must be a list of up to 8 lines")
+        features[language] = tuple(_text(line, f"{where}.{language}", 120) for line in lines)
+    return features
+
+
+def _fiscal(raw: object, where: str) -> Fiscal | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be a table with ikpu, package_code, vat_percent")
+    ikpu, package_code = raw.get("ikpu"), raw.get("package_code")
+    if not isinstance(ikpu, str) or not re.fullmatch(r"[0-9]{17}", ikpu):
+        raise ValueError(f"{where}.ikpu: must be exactly 17 digits, as text")
+    if not isinstance(package_code, str) or not re.fullmatch(r"[0-9]{1,20}", package_code):
+        raise ValueError(f"{where}.package_code: must be 1-20 digits, as text")
+    return Fiscal(ikpu, package_code, _whole(raw, "vat_percent", where, 0, 100))

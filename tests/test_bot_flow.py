@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import func, select
 
+from db.orders import order_code
 from db.schema import orders, users
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
@@ -77,15 +78,23 @@ async def test_tariffs_show_prices_the_uzbek_way(tg: Telegram, telegram: FakeTel
     assert "PLUS: 15 000 so'm for 30 days" in call.text
     assert "PRO: 39 000 so'm for 30 days" in call.text
     assert "You have no active plan." in call.text
-    assert [b["callback_data"] for b in call.buttons] == ["buy:PLUS", "buy:PRO"]
+    assert [b["callback_data"] for b in call.buttons] == ["buy:PLUS", "buy:PRO", "menu:home"]
     await tg.message(USER + 1, "/tariffs", language="ru")
     assert "PLUS: 15 000 сум за 30 дней" in telegram.of("sendMessage", USER + 1)[-1].text
 
 
-async def test_greeting_button_opens_tariffs(tg: Telegram, telegram: FakeTelegram) -> None:
-    await tg.press(USER, "menu:tariffs")
-    assert telegram.of("sendMessage", USER)[-1].text.startswith("Plans:")
+async def test_greeting_button_opens_tariffs_in_place(tg: Telegram, telegram: FakeTelegram) -> None:
+    await tg.press(USER, "menu:tariffs", message_id=100)
+    edit = telegram.of("editMessageText", USER)[-1]
+    assert edit.text.startswith("Plans:") and edit.params["message_id"] == 100
+    assert telegram.of("sendMessage", USER) == []
     assert telegram.of("answerCallbackQuery")
+    # Back, on the same message: the main menu again.
+    await tg.press(USER, "menu:home", message_id=100)
+    edit = telegram.of("editMessageText", USER)[-1]
+    assert edit.text.startswith("Welcome!")
+    assert [b["callback_data"] for b in edit.buttons] == ["menu:tariffs", "menu:myplan"]
+    assert telegram.of("sendMessage", USER) == []
 
 
 async def test_buying_gives_exact_pay_links_and_reuses_the_order(
@@ -96,8 +105,10 @@ async def test_buying_gives_exact_pay_links_and_reuses_the_order(
     [order] = await db_rows(client, orders)
     assert order.merchant_trans_id == f"{USER}_PLUS_{clock.now // 1000}"
     assert order.amount == 1_500_000 and order.status == "pending"
-    assert order.merchant_trans_id in call.text
-    click_button, payme_button = call.buttons
+    assert (order.checkout_chat_id, order.checkout_message_id) != (None, None)
+    assert f"#{order_code(order.id)}" in call.text and order.merchant_trans_id not in call.text
+    click_button, payme_button, back = call.buttons
+    assert back["callback_data"] == "menu:tariffs"
     assert click_button["text"] == "Click orqali toʻlash"
     click = urlsplit(click_button["url"])
     assert (click.scheme, click.netloc, click.path) == ("https", "my.click.uz", "/services/pay")
@@ -106,6 +117,7 @@ async def test_buying_gives_exact_pay_links_and_reuses_the_order(
         ("merchant_id", "20000"),
         ("amount", "15000.00"),
         ("transaction_param", order.merchant_trans_id),
+        ("return_url", "https://t.me/example_bot"),
     ]
     prefix = "https://checkout.paycom.uz/"
     assert payme_button["url"].startswith(prefix)
@@ -118,7 +130,12 @@ async def test_buying_gives_exact_pay_links_and_reuses_the_order(
     # The same tariff again, within the order lifetime: the same order.
     clock.advance(seconds=30 * 60)
     await tg.press(USER, "buy:PLUS", language="uz")
-    assert order.merchant_trans_id in telegram.of("sendMessage", USER)[-1].text
+    assert len(telegram.of("sendMessage", USER)) == 1  # the same checkout message, edited
+    edit = telegram.of("editMessageText", USER)[-1]
+    assert edit.params["message_id"] == order.checkout_message_id
+    assert edit.text == call.text
+    answer = telegram.of("answerCallbackQuery")[-1].params
+    assert answer["text"] == f"#{order_code(order.id)} buyurtmangiz yuqoridagi xabarda."
     assert len(await db_rows(client, orders)) == 1
     # Another tariff is another order; past the lifetime, a new one.
     await tg.press(USER, "buy:PRO", language="uz")
@@ -142,7 +159,7 @@ async def test_disabled_provider_button_is_hidden(make_settings, clock, telegram
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         tg = Telegram(client, settings)
         await tg.press(USER, "buy:PRO")
-        [payme_button] = telegram.of("sendMessage", USER)[-1].buttons
+        payme_button, _back = telegram.of("sendMessage", USER)[-1].buttons
         assert payme_button["text"] == "Pay with Payme"
         assert base64.b64decode(payme_button["url"].rsplit("/", 1)[1]).startswith(b"m=")
 
@@ -198,7 +215,7 @@ async def test_myplan_shows_expiry_in_tashkent_time(
         )
     await tg.press(USER, "menu:myplan")
     expected = "Ваш тариф PLUS истёк".replace("PLUS", "PRO")
-    assert telegram.of("sendMessage", USER)[-1].text.startswith(expected)
+    assert telegram.of("editMessageText", USER)[-1].text.startswith(expected)
 
 
 async def test_help_lists_the_commands(tg: Telegram, telegram: FakeTelegram) -> None:
@@ -211,20 +228,24 @@ async def test_help_lists_the_commands(tg: Telegram, telegram: FakeTelegram) -> 
 async def test_unknown_input_gets_a_pointer_and_nothing_crashes(
     tg: Telegram, telegram: FakeTelegram, client
 ) -> None:
-    pointer = "I did not understand that. See /tariffs to choose a subscription, or /help."
-    for text in ("hello", "/unknown", "/payments"):
+    pointer = (
+        "I did not understand that. Send /tariffs to choose a plan or /help for help.\n"
+        "Questions about a payment: /paysupport"
+    )
+    to_support = "Is this about a payment? Send /paysupport to see how to reach us."
+    for text, answer in (("hello", pointer), ("/unknown", pointer), ("/payments", pointer)):
         assert await tg.message(USER, text) == 200
-        assert telegram.of("sendMessage", USER)[-1].text == pointer
+        assert telegram.of("sendMessage", USER)[-1].text == answer
     sticker = {"file_id": "s", "file_unique_id": "s", "type": "regular", "width": 1,
                "height": 1, "is_animated": False, "is_video": False}  # fmt: skip
     photo = [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
     from tests.conftest import message
 
-    for extra in ({"sticker": sticker}, {"photo": photo}):
+    for extra, answer in (({"sticker": sticker}, pointer), ({"photo": photo}, to_support)):
         update = message(USER, "x")
         del update["text"]
         assert await tg.send({"message": {**update, **extra}}) == 200
-        assert telegram.of("sendMessage", USER)[-1].text == pointer
+        assert telegram.of("sendMessage", USER)[-1].text == answer
     count = len(telegram.calls)
     assert await tg.send({"edited_message": {**message(USER, "edit"), "edit_date": 1}}) == 200
     assert await tg.message(USER, "/start", chat_type="group") == 200

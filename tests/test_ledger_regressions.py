@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from db import outbox
-from db.orders import paid_twice
+from db.orders import order_code, paid_twice
 from db.schema import orders, payments
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
@@ -211,7 +211,7 @@ async def test_buy_after_an_abandoned_payme_attempt_opens_a_new_order(
     await tg.press(BUYER, "buy:PLUS")
     async with shop.db.read() as conn:
         rows = (await conn.execute(select(orders).order_by(orders.c.id))).all()
-    assert len(rows) == 2 and rows[1].merchant_trans_id in telegram.of("sendMessage")[-1].text
+    assert len(rows) == 2 and f"#{order_code(rows[1].id)}" in telegram.of("sendMessage")[-1].text
     created = await shop.payme.call(
         "CreateTransaction", id="B" * 24, time=clock.now, amount=rows[1].amount,
         account={"order_id": rows[1].merchant_trans_id},

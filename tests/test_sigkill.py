@@ -22,7 +22,7 @@ from tests.test_process import free_port, product_env, start_product
 from web.settings import load_settings
 
 USER = 4701
-PAID = "✅ Payment received: 15 000 so'm."
+PAID = "✅ Payment received. Thank you!\n\nOrder: #"
 
 
 @pytest.fixture

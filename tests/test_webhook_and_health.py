@@ -35,7 +35,7 @@ async def test_start_sets_menus_per_language_and_the_webhook_once(
     menus = {call.params.get("language_code"): call for call in telegram.of("setMyCommands")}
     assert {"uz", "ru", "en", None} <= set(menus)  # + the region's, tests/test_language.py
     assert [c["command"] for c in menus["ru"].params["commands"]] == [
-        "start", "tariffs", "myplan", "language", "help",
+        "start", "tariffs", "myplan", "paysupport", "terms", "language", "help",
     ]  # fmt: skip
     assert menus["ru"].params["commands"][1]["description"] == "Тарифы и цены"
     assert menus[None].params["commands"][1]["description"] == "Tariflar va narxlar"

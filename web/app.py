@@ -109,6 +109,7 @@ def create_app(
         ],
         provider_titles={provider.name: provider.title for provider in providers},
         admin_ids=settings.admin_ids,
+        support=settings.support,
     )
     # Bodies are read, decoded and bounded by `web.request_limits`, not by aiohttp.
     app = web.Application(handler_args=HANDLER_ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,17 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bot.handlers.support import Support
 from bot.i18n import LANGUAGES
 from db.money import tiyin_from_som
-from db.tariffs import CATALOGUE, CatalogueEntry, Fiscal, Tariff
+from db.tariffs import CatalogueItem, Fiscal, Tariff, parse_catalogue
 from web.env import EnvReader, SettingsError, all_or_none
 from web.providers import PROVIDERS
 from web.providers.base import AnyProvider
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The shipped catalogue, beside the code; TARIFFS_FILE points elsewhere.
+SHIPPED_TARIFFS_FILE = Path(__file__).resolve().parent.parent / "tariffs.toml"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Settings:
     callback_log_file: Path | None = None
     log_level: str = "INFO"
     notifier: NotifierSettings = NotifierSettings()
+    support: Support = field(default_factory=Support)
 
     webhook_path = "/webhook/telegram"
 
@@ -95,13 +100,17 @@ def load_settings(env: Mapping[str, str], providers: Iterable[AnyProvider] = PRO
         request_body_timeout_seconds=reader.number("REQUEST_BODY_TIMEOUT_SECONDS", 5.0, 0.1, 60),
         admin_ids=_admin_ids(reader.optional("ADMIN_IDS")),
         default_language=default_language,
-        tariffs={entry.code: _tariff(reader, entry) for entry in CATALOGUE},
+        tariffs={item.code: _tariff(reader, item) for item in _catalogue(reader)},
         providers=_provider_sections(reader, providers),
         callback_log_file=Path(log_file) if log_file else None,
         log_level=log_level,
         notifier=NotifierSettings(
             rate_per_second=reader.number("NOTIFY_RATE_PER_SECOND", 25.0, 0.1, 30.0),
             reminder_days=_reminder_days(reader.optional("REMINDER_DAYS")),
+        ),
+        support=Support(
+            contact=_support_contact(reader.optional("SUPPORT_CONTACT")),
+            terms_url=reader.https_url("TERMS_URL"),
         ),
     )
 
@@ -184,17 +193,41 @@ def _reminder_days(raw: str | None) -> tuple[int, ...]:
     return tuple(sorted({int(part) for part in parts}, reverse=True))
 
 
-def _tariff(reader: EnvReader, entry: CatalogueEntry) -> Tariff:
-    code = entry.code
-    price = reader.integer(f"TARIFF_{code}_PRICE", entry.default_price_som, 1, 100_000_000)
-    days = reader.integer(f"TARIFF_{code}_DAYS", entry.default_days, 1, 3650)
+def _catalogue(reader: EnvReader) -> list[CatalogueItem]:
+    """The merchant's catalogue file (tariffs.toml by default), checked whole at start."""
+    path = Path(reader.optional("TARIFFS_FILE") or SHIPPED_TARIFFS_FILE)
+    try:
+        with path.open("rb") as file:
+            return parse_catalogue(tomllib.load(file))
+    except OSError as error:
+        raise SettingsError(f"TARIFFS_FILE: cannot read {path}: {error.strerror}") from error
+    except (tomllib.TOMLDecodeError, ValueError) as error:
+        raise SettingsError(f"TARIFFS_FILE: {path}: {error}") from error
+
+
+def _tariff(reader: EnvReader, item: CatalogueItem) -> Tariff:
+    """The file's tariff with the TARIFF_<CODE>_* settings, when set, taking precedence."""
+    code = item.code
+    price = reader.integer(f"TARIFF_{code}_PRICE", item.price_som, 1, 100_000_000)
+    days = reader.integer(f"TARIFF_{code}_DAYS", item.days, 1, 3650)
     return Tariff(
         code=code,
         price=tiyin_from_som(price),
         days=days,
-        rank=entry.rank,
-        fiscal=_fiscal(reader, code),
+        rank=item.rank,
+        fiscal=_fiscal(reader, code) or item.fiscal,
+        title=item.title,
+        features=item.features,
     )
+
+
+def _support_contact(raw: str | None) -> str | None:
+    """A Telegram @username or an https:// link: what buyers are shown to reach a person."""
+    if raw is None:
+        return None
+    if re.fullmatch(r"@[A-Za-z][A-Za-z0-9_]{3,31}", raw) or re.fullmatch(r"https://\S+", raw):
+        return raw
+    raise SettingsError("SUPPORT_CONTACT: must be a Telegram @username or an https:// link")
 
 
 def _fiscal(reader: EnvReader, code: str) -> Fiscal | None:

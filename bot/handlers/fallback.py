@@ -11,11 +11,14 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
+from bot.handlers.support import Support, contact_line
 
 
-async def unknown_message(message: Message) -> None:
+async def unknown_message(message: Message, support: Support) -> None:
     await message.answer(
-        _("I did not understand that. See /tariffs to choose a subscription, or /help."),
+        _("I did not understand that. Send /tariffs to choose a plan or /help for help.")
+        + "\n"
+        + contact_line(support),
         reply_markup=keyboards.buy(),
     )
 

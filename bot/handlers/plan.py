@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import MenuCallback
+from bot.handlers.navigation import show_in_place
 from bot.texts import format_moment, timeline_text
 from db import ledger
 from db.clock import Clock, to_datetime
@@ -50,14 +51,14 @@ def plan_text(user: User, now_ms: int, timeline: ledger.Timeline | None = None) 
 
 async def my_plan(message: Message, user: User, clock: Clock, db: Database) -> None:
     text = plan_text(user, clock(), await load_timeline(db, user.id))
-    await message.answer(text, reply_markup=keyboards.buy())
+    await message.answer(text, reply_markup=keyboards.plan_menu())
 
 
-async def my_plan_button(query: CallbackQuery, user: User, clock: Clock, db: Database) -> None:
-    await query.answer()
-    if isinstance(query.message, Message):
-        text = plan_text(user, clock(), await load_timeline(db, user.id))
-        await query.message.answer(text, reply_markup=keyboards.buy())
+async def my_plan_button(
+    query: CallbackQuery, user: User, clock: Clock, db: Database, bot: Bot
+) -> None:
+    text = plan_text(user, clock(), await load_timeline(db, user.id))
+    await show_in_place(query, bot, text, keyboards.plan_menu())
 
 
 def create_router() -> Router:

@@ -9,8 +9,10 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
-from bot.callbacks import LanguageCallback
+from bot.callbacks import LanguageCallback, MenuCallback
 from bot.commands import set_chat_menu
+from bot.handlers.navigation import show_in_place
+from bot.handlers.support import Support, contact_line
 from bot.languages import suggested_language
 from bot.texts import LANGUAGE_NAMES
 from db.database import Database
@@ -69,16 +71,26 @@ async def language_chosen(
         await set_chat_menu(bot, chat_id, admin=user.id in admin_ids)
 
 
-async def help_command(message: Message, user: User, admin_ids: frozenset[int]) -> None:
+async def home(query: CallbackQuery, bot: Bot) -> None:
+    """Back: the main menu, on the message tapped."""
+    await show_in_place(query, bot, greeting(), keyboards.main_menu())
+
+
+async def help_command(
+    message: Message, user: User, admin_ids: frozenset[int], support: Support
+) -> None:
     text = _(
         "What I can do:\n"
-        "/tariffs — tariffs and prices, buy a subscription\n"
-        "/myplan — your current plan and its expiry\n"
+        "/tariffs — plans and prices, buy a plan\n"
+        "/myplan — your current plan and its end\n"
+        "/paysupport — help with a payment\n"
+        "/terms — terms of service\n"
         "/language — change the language\n"
         "/help — this message\n\n"
-        "You pay with Click or Payme; the subscription starts as soon as the payment "
-        "is confirmed, and I will send you a message."
+        "You pay with Click or Payme; the plan starts as soon as the payment "
+        "is confirmed, and I will send you a receipt."
     )
+    text += "\n" + contact_line(support)
     if user.id in admin_ids:
         text += "\n\n" + _(
             "Admin commands:\n"
@@ -86,7 +98,7 @@ async def help_command(message: Message, user: User, admin_ids: frozenset[int]) 
             "/stats — revenue and subscribers\n"
             "/export — payments as a CSV file"
         )
-    await message.answer(text)
+    await message.answer(text, reply_markup=keyboards.back())
 
 
 def create_router() -> Router:
@@ -98,4 +110,5 @@ def create_router() -> Router:
         language_chosen, LanguageCallback.filter(F.code.in_(LANGUAGE_NAMES))
     )
     router.message.register(help_command, Command("help"))
+    router.callback_query.register(home, MenuCallback.filter(F.action == "home"))
     return router

@@ -1,51 +1,130 @@
-"""/tariffs and buying: show prices, open (or reuse) an order, hand out the pay links."""
+"""/tariffs and buying: the catalogue, one checkout message per order with a preview of
+what the payment will do, and the pay links."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import BuyCallback, MenuCallback
+from bot.handlers.navigation import show_in_place
 from bot.handlers.plan import load_timeline, plan_text
+from bot.handlers.support import Support, contact_line
 from bot.payment_methods import PaymentMethod
-from bot.texts import format_som, tariff_line
+from bot.texts import order_days_line, tariff_card, timeline_text
+from db import ledger
 from db.clock import Clock, to_datetime
 from db.database import Database
-from db.ledger import Timeline
-from db.orders import open_order
-from db.tariffs import TARIFF_CODES, Tariff, tariff_name
+from db.orders import (
+    CHECKOUT_BEING_SENT,
+    Order,
+    claim_checkout,
+    open_order,
+    release_checkout,
+    set_checkout_message,
+)
+from db.tariffs import Tariff, tariff_name
 from db.users import User
 
 
 def tariffs_text(
-    tariffs: Mapping[str, Tariff], user: User, now_ms: int, timeline: Timeline | None = None
+    tariffs: Mapping[str, Tariff],
+    user: User,
+    now_ms: int,
+    language: str,
+    timeline: ledger.Timeline | None = None,
 ) -> str:
     lines = [_("Tariffs:"), ""]
-    lines += [tariff_line(tariff) for tariff in tariffs.values()]
-    lines += ["", plan_text(user, now_ms, timeline)]
+    for tariff in tariffs.values():
+        lines += [tariff_card(tariff, language), ""]
+    lines.append(plan_text(user, now_ms, timeline))
     return "\n".join(lines)
 
 
 async def show_tariffs(
-    message: Message, user: User, tariffs: Mapping[str, Tariff], clock: Clock, db: Database
+    message: Message,
+    user: User,
+    tariffs: Mapping[str, Tariff],
+    clock: Clock,
+    db: Database,
+    i18n: I18n,
 ) -> None:
-    text = tariffs_text(tariffs, user, clock(), await load_timeline(db, user.id))
+    timeline = await load_timeline(db, user.id)
+    text = tariffs_text(tariffs, user, clock(), i18n.current_locale, timeline)
     await message.answer(text, reply_markup=keyboards.tariffs(tariffs.values()))
 
 
 async def tariffs_button(
-    query: CallbackQuery, user: User, tariffs: Mapping[str, Tariff], clock: Clock, db: Database
+    query: CallbackQuery,
+    user: User,
+    tariffs: Mapping[str, Tariff],
+    clock: Clock,
+    db: Database,
+    i18n: I18n,
+    bot: Bot,
 ) -> None:
-    await query.answer()
-    if isinstance(query.message, Message):
-        text = tariffs_text(tariffs, user, clock(), await load_timeline(db, user.id))
-        await query.message.answer(text, reply_markup=keyboards.tariffs(tariffs.values()))
+    timeline = await load_timeline(db, user.id)
+    text = tariffs_text(tariffs, user, clock(), i18n.current_locale, timeline)
+    await show_in_place(query, bot, text, keyboards.tariffs(tariffs.values()))
+
+
+def preview(
+    periods: Sequence[ledger.Period], order: Order, days: int, now_ms: int
+) -> ledger.Timeline | None:
+    """The plan as it would be if this order were paid now (the ledger's own rules), or
+    None when no plan is running (then the order's days say it all)."""
+    if not ledger.compute(periods).ahead(now_ms):
+        return None
+    credit = ledger.Period(
+        id=max((p.id for p in periods), default=0) + 1,
+        user_id=order.user_id,
+        payment_id=None,
+        tariff=order.tariff,
+        duration_ms=days * ledger.DAY_MS,
+        credited_at=now_ms,
+        refunded_at=None,
+    )
+    return ledger.compute([*periods, credit])
+
+
+def checkout_text(
+    order: Order,
+    tariff: Tariff,
+    language: str,
+    after: ledger.Timeline | None,
+    now_ms: int,
+    support: Support,
+) -> str:
+    """What the buyer reads before paying: the order's number, amount and days, what the
+    tariff gives, and the resulting timeline when a plan is already running."""
+    lines = [_("🧾 Order #{code}").format(code=order.code)]
+    lines.append(
+        order_days_line(
+            tariff.title or tariff_name(order.tariff), order.amount, order.days or tariff.days
+        )
+    )
+    lines += [line for line in tariff_card(tariff, language).splitlines()[1:]]
+    if after is not None:
+        stretches = [(s.tariff, s.end) for s in after.ahead(now_ms)]
+        lines += [
+            "",
+            _("After this payment: {timeline} (Tashkent time).").format(
+                timeline=timeline_text(stretches)
+            ),
+        ]
+    lines += [
+        "",
+        _("Choose how to pay. The plan starts as soon as the payment is confirmed."),
+        contact_line(support),
+    ]
+    return "\n".join(lines)
 
 
 async def buy(
@@ -58,32 +137,67 @@ async def buy(
     tariffs: Mapping[str, Tariff],
     payment_methods: Sequence[PaymentMethod],
     i18n: I18n,
+    support: Support,
 ) -> None:
-    tariff = tariffs[callback_data.tariff]
+    tariff = tariffs.get(callback_data.tariff)
+    if tariff is None:
+        await query.answer(_("This button is out of date. Send /tariffs to start again."))
+        return
     if not payment_methods:
         await query.answer(_("Payments are not available yet. Please try again later."), True)
         return
+    now_ms = clock()
+    chat_id = query.message.chat.id if query.message is not None else user.id
     async with db.transaction() as conn:
-        order = await open_order(conn, user.id, tariff, to_datetime(clock()))
+        order = await open_order(conn, user.id, tariff, to_datetime(now_ms))
+        periods = await ledger.user_periods(conn, user.id)
+        first = order.checkout_message_id is None and await claim_checkout(conn, order.id, chat_id)
     me = await bot.me()
-    buttons = [
-        (method.title, method.link.url(order, i18n.current_locale, me.username))
-        for method in payment_methods
-    ]
+    language = i18n.current_locale
+    text = checkout_text(
+        order,
+        tariff,
+        language,
+        preview(periods, order, order.days or tariff.days, now_ms),
+        now_ms,
+        support,
+    )
+    markup = keyboards.pay(
+        [(m.title, m.link.url(order, language, me.username)) for m in payment_methods]
+    )
+    if not first and (
+        order.checkout_message_id in (None, CHECKOUT_BEING_SENT)  # another tap is sending it
+        or await _refresh(bot, order, text, markup)
+    ):
+        # One checkout message per order: the one shown already, brought up to date.
+        await query.answer(_("Your order #{code} is in the message above.").format(code=order.code))
+        return
     await query.answer()
-    if isinstance(query.message, Message):
-        await query.message.answer(
-            _(
-                "Order {order}\n{name}: {price} for {days} days.\n\n"
-                "Choose how to pay. The subscription starts as soon as the payment is confirmed."
-            ).format(
-                order=order.merchant_trans_id,
-                name=tariff_name(tariff.code),
-                price=format_som(order.amount),
-                days=order.days or tariff.days,
-            ),
-            reply_markup=keyboards.pay(buttons),
+    try:
+        sent = await bot.send_message(chat_id, text, reply_markup=markup)
+    except Exception:
+        async with db.transaction() as conn:
+            await release_checkout(conn, order.id)
+        raise
+    async with db.transaction() as conn:
+        await set_checkout_message(conn, order.id, sent.chat.id, sent.message_id)
+
+
+async def _refresh(bot: Bot, order: Order, text: str, markup: InlineKeyboardMarkup) -> bool:
+    """Edit the order's checkout message; False when there is none yet or it is gone
+    (deleted by the buyer), so a new one is sent."""
+    if order.checkout_chat_id is None or order.checkout_message_id is None:
+        return False
+    try:
+        await bot.edit_message_text(
+            text,
+            chat_id=order.checkout_chat_id,
+            message_id=order.checkout_message_id,
+            reply_markup=markup,
         )
+    except TelegramBadRequest as error:
+        return "message is not modified" in error.message
+    return True
 
 
 def create_router() -> Router:
@@ -91,5 +205,5 @@ def create_router() -> Router:
     router = Router(name="tariffs")
     router.message.register(show_tariffs, Command("tariffs"))
     router.callback_query.register(tariffs_button, MenuCallback.filter(F.action == "tariffs"))
-    router.callback_query.register(buy, BuyCallback.filter(F.tariff.in_(TARIFF_CODES)))
+    router.callback_query.register(buy, BuyCallback.filter())
     return router

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from aiogram import html
+from aiogram import Bot, html
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.admin import notices as admin_notices
-from bot.texts import format_moment, format_som, timeline_text
+from bot.texts import (
+    format_moment,
+    format_som,
+    order_days_line,
+    provider_title,
+    receipt_text,
+    timeline_text,
+)
 from db import admin_alerts, outbox
 from db.tariffs import tariff_name
+
+log = logging.getLogger(__name__)
 
 
 def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMarkup | None]:
@@ -24,6 +35,11 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
     amount = format_som(int(payload.get("amount", 0)))  # type: ignore[call-overload]
     raw_expiry = payload.get("expires_at")
     expiry = format_moment(datetime.fromisoformat(str(raw_expiry))) if raw_expiry else "—"
+    if kind == outbox.PAYMENT_RECEIVED and "order_code" in payload:
+        return _receipt(payload, name), keyboards.receipt(
+            int(payload["order_id"]),  # type: ignore[call-overload]
+            fiscal=payload.get("provider") == "payme",
+        )
     if kind in (outbox.PAYMENT_RECEIVED, outbox.PAYMENT_REFUNDED) and "timeline" in payload:
         text = _ledger_notice(kind, payload, name, amount)
         if payload.get("test"):
@@ -56,6 +72,60 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
         )
         return text.format(name=name, expiry=expiry), keyboards.renew(tariff)
     raise ValueError(f"unknown notice kind {kind!r}")
+
+
+def _stretches(payload: dict[str, object]) -> list[tuple[str, int]]:
+    raw = payload.get("timeline")
+    if not isinstance(raw, list):
+        return []
+    return [(str(item[0]), int(item[2])) for item in raw if isinstance(item, list)]
+
+
+def _receipt(payload: dict[str, object], name: str) -> str:
+    """The "payment received" message as a receipt (payload from db/orders.receipt_fields)."""
+    paid_at = payload.get("paid_at")
+    provider = str(payload.get("provider", ""))
+    return receipt_text(
+        code=str(payload.get("order_code", "")),
+        name=name,
+        amount=int(payload.get("amount", 0)),  # type: ignore[call-overload]
+        days=int(payload.get("days") or 0),  # type: ignore[call-overload]
+        provider=provider_title(provider),
+        paid_at=int(paid_at) if isinstance(paid_at, int) else None,
+        stretches=_stretches(payload),
+        fiscal_url=None,
+        test=bool(payload.get("test")),
+    )
+
+
+def paid_checkout(kind: str, payload: dict[str, object]) -> tuple[int, int, str] | None:
+    """The checkout message to turn into "Paid ✓" after a payment: (chat, message, text),
+    or None. Call inside `i18n.use_locale(...)`, like `render`."""
+    checkout = payload.get("checkout")
+    if kind != outbox.PAYMENT_RECEIVED or not isinstance(checkout, list) or len(checkout) != 2:
+        return None
+    name = tariff_name(str(payload.get("tariff", "")))
+    days = int(payload.get("days") or 0)  # type: ignore[call-overload]
+    text = "\n".join(
+        [
+            _("🧾 Order #{code} — Paid ✓").format(code=payload.get("order_code", "")),
+            order_days_line(name, int(payload.get("amount", 0)), days),  # type: ignore[call-overload]
+            _("The receipt is in the message below."),
+        ]
+    )
+    return int(checkout[0]), int(checkout[1]), text
+
+
+async def mark_checkout_paid(bot: Bot, edit: tuple[int, int, str] | None) -> None:
+    """Best effort: the checkout message loses its pay buttons. A message the buyer
+    deleted (or one too old to edit) changes nothing: the receipt was delivered."""
+    if edit is None:
+        return
+    chat_id, message_id, text = edit
+    try:
+        await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
+    except TelegramAPIError as error:
+        log.info("checkout message %s/%s not marked paid: %s", chat_id, message_id, error)
 
 
 def _ledger_notice(kind: str, payload: dict[str, object], name: str, amount: str) -> str:

@@ -260,6 +260,7 @@ class Notifier:
         language = notice.language or self.i18n.default_locale
         with self.i18n.context(), self.i18n.use_locale(language):
             text, markup = notices.render(notice.kind, notice.payload)
+            paid_checkout = notices.paid_checkout(notice.kind, notice.payload)
         retry_after_rounds = 0
         while True:
             if retry_after_rounds == 0:
@@ -302,6 +303,7 @@ class Notifier:
             await self._mark_sent(notice)
         finally:
             self._sending.discard(notice.id)
+        await notices.mark_checkout_paid(self.bot, paid_checkout)
 
     async def _mark_sent(self, notice: outbox.Notice) -> None:
         """Record the delivery now; a short database hiccup must not turn into a resend."""

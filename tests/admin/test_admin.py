@@ -17,7 +17,10 @@ from tests.fake_telegram import FakeTelegram
 from web.keys import DATABASE
 
 ADMIN = 900001
-POINTER = "I did not understand that. See /tariffs to choose a subscription, or /help."
+POINTER = (
+    "I did not understand that. Send /tariffs to choose a plan or /help for help.\n"
+    "Questions about a payment: /paysupport"
+)
 # 2026-11-10 12:00 Tashkent
 BASE = datetime(2026, 11, 10, 7, 0, tzinfo=UTC)
 

@@ -126,7 +126,7 @@ async def test_a_third_provider_is_one_folder_and_one_line(
         tg = Telegram(client, settings)
         await tg.press(USER, "buy:PLUS")
         checkout = telegram.of("sendMessage", USER)[-1]
-        [button] = checkout.buttons  # Click and Payme are off: FakePay alone is offered
+        button, _back = checkout.buttons  # Click and Payme are off: FakePay alone is offered
         assert button["text"] == "Pay with FakePay"
         async with app[DATABASE].read() as conn:
             [order] = (await conn.execute(select(orders))).all()

@@ -50,9 +50,14 @@ async def test_buy_plus_in_the_bot_and_pay_with_click(
     notice = await telegram.wait_for(
         "sendMessage", lambda call: call.params["chat_id"] == USER and "Платёж" in call.text
     )
+    code = offer.text.split("#", 1)[1].split("\n", 1)[0]
     assert notice.text == (
-        "✅ Платёж получен: 15 000 сум.\n"
-        f"Ваш тариф: PLUS до {expiry} (по ташкентскому времени). Спасибо!"
+        "✅ Платёж получен. Спасибо!\n\n"
+        f"Заказ: #{code}\n"
+        "PLUS: 15 000 сум за 30 дней\n"
+        f"Оплачено через Click, {format_moment(paid_at)} (по ташкентскому времени)\n"
+        f"Ваш тариф: PLUS до {expiry} (по ташкентскому времени).\n\n"
+        "Вопросы об оплате: /paysupport"
     )
     assert [b["callback_data"] for b in notice.buttons] == ["menu:myplan"]
 

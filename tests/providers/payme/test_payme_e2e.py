@@ -39,9 +39,15 @@ async def test_buy_pro_pay_with_payme_then_refund(
     clock.advance(seconds=20)
     performed = await payme.result("PerformTransaction", id="e2e" * 8)
     shown = (to_datetime(performed["perform_time"]) + timedelta(days=30)).astimezone(TASHKENT)
+    paid = to_datetime(performed["perform_time"]).astimezone(TASHKENT)
+    code = offer.text.split("#", 1)[1].split("\n", 1)[0]
     expected = (
-        "✅ Toʻlov qabul qilindi: 39 000 soʻm.\n"
-        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan). Rahmat!"
+        "✅ Toʻlov qabul qilindi. Rahmat!\n\n"
+        f"Buyurtma: #{code}\n"
+        "PRO: 39 000 soʻm, 30 kun\n"
+        f"Payme orqali toʻlandi, {paid:%d.%m.%Y %H:%M} (Toshkent vaqti bilan)\n"
+        f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan).\n\n"
+        "Toʻlov boʻyicha savollar: /paysupport"
     )
     received = await telegram.wait_for("sendMessage", lambda c: c.text == expected)
     assert received.params["chat_id"] == USER

@@ -22,6 +22,9 @@ class ClickLink:
             "amount": som_decimal(order.amount),
             "transaction_param": order.merchant_trans_id,
         }
-        if self.return_url:
-            params["return_url"] = self.return_url
+        # After paying, Click's page sends the buyer back: to CLICK_RETURN_URL when set,
+        # else to the bot's own chat, where the receipt arrives.
+        return_url = self.return_url or (f"https://t.me/{bot_username}" if bot_username else None)
+        if return_url:
+            params["return_url"] = return_url
         return "https://my.click.uz/services/pay?" + urlencode(params)

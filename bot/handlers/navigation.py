@@ -1,0 +1,30 @@
+"""Menu taps edit the message they are on, so a chat does not fill with menus.
+
+A message that cannot be edited (too old, deleted, or an inaccessible one Telegram
+sends for old taps) gets its content as a new message instead: the buyer always sees
+an answer.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+
+async def show_in_place(
+    query: CallbackQuery, bot: Bot, text: str, markup: InlineKeyboardMarkup | None
+) -> Message | None:
+    """Answer the tap and put `text` on the tapped message; the message shown, when known."""
+    await query.answer()
+    message = query.message
+    if isinstance(message, Message):
+        try:
+            edited = await message.edit_text(text, reply_markup=markup)
+        except TelegramBadRequest as error:
+            if "message is not modified" in error.message:
+                return message  # a double tap: it already shows this
+        else:
+            return edited if isinstance(edited, Message) else message
+    chat_id = message.chat.id if message is not None else query.from_user.id
+    return await bot.send_message(chat_id, text, reply_markup=markup)
