@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.clock import to_datetime
+from db.orders import order_id_from_code
 from db.schema import orders, payments, users
 
 MAX_BIGINT = 2**63 - 1
@@ -165,13 +166,20 @@ def _number(term: str) -> int | None:
 
 
 def _id_branches(term: str) -> Any:
-    """Payment ids a free word names as an id of any kind, each branch one indexed lookup."""
+    """Payment ids a free word names as an id of any kind (a provider id, an order id or
+    its start, the order's short code, a Click paydoc id, a user id), each branch one
+    indexed lookup."""
     branches = [
         select(payments.c.id).where(payments.c.provider_id == term),
         select(payments.c.id)
         .join(orders, orders.c.id == payments.c.order_id)
         .where(orders.c.merchant_trans_id >= term, orders.c.merchant_trans_id < term + "\uffff"),
     ]
+    # The short number a buyer quotes, always with its "#": without it most five-letter
+    # names would also read as some order's code.
+    order_id = order_id_from_code(term) if term.startswith("#") else None
+    if order_id is not None:
+        branches.append(select(payments.c.id).where(payments.c.order_id == order_id))
     number = _number(term)
     if number is not None:
         branches.append(select(payments.c.id).where(payments.c.click_paydoc_id == number))

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.clock import to_ms
+from db.orders import order_code
 from db.schema import payments
 from tests.admin.helpers import (
     ADMIN,
@@ -208,3 +209,22 @@ async def test_a_long_query_full_of_html_and_emoji(
     assert_valid_html(nothing.text)
     assert nothing.text.startswith("🔎 &lt;&amp;&gt; 🙂 yyy")
     assert "No payments found." in nothing.text
+
+
+async def test_the_order_number_a_buyer_quotes_finds_its_payments(
+    tg: Telegram, telegram: FakeTelegram, client, shop: dict[str, int]
+) -> None:
+    """`#A7K2Q` from the buyer's receipt, as typed or in lower case; without the "#" the
+    same letters are a part of a name, never an order."""
+    async with client.app[DATABASE].read() as conn:
+        order_id = await conn.scalar(select(payments.c.order_id).where(payments.c.id == shop["b2"]))
+    same_order = {shop["b2"]}
+    async with client.app[DATABASE].read() as conn:
+        rows = await conn.execute(select(payments.c.id).where(payments.c.order_id == order_id))
+        same_order |= {row.id for row in rows}
+    code = order_code(order_id)
+    for query in (f"#{code}", f"#{code.lower()}"):
+        await tg.message(ADMIN, f"/payments {query}")
+        assert sorted(shown_ids(screen(telegram))) == sorted(same_order)
+    await tg.message(ADMIN, f"/payments {code}")
+    assert shown_ids(screen(telegram)) == []
