@@ -23,16 +23,19 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import socket
+import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -193,6 +196,114 @@ PAYME_PAIRS = Workload(
 )
 
 WORKLOADS: list[Workload] = [CLICK_PAIRS, PAYME_PAIRS]
+
+
+# --- stored history (--rows) -----------------------------------------------------------
+
+SEED_USERS = 10_000
+SEED_FIRST_USER = 7_000_000_000_000  # far above any id the workloads create
+SEED_BATCH = 50_000
+SEED_START_MS = 1_735_689_600_000  # 2025-01-01
+
+
+def _seed_rows(count: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]]:
+    """Row `n` of the history: a paid order, its Click or Payme payment, its sent notice."""
+    for n in range(1, count + 1):
+        user = SEED_FIRST_USER + n % SEED_USERS
+        moment_ms = SEED_START_MS + n * 30_000
+        moment = datetime.fromtimestamp(moment_ms / 1000, UTC)
+        click = n % 2 == 1
+        yield (
+            (n, f"{user}_PLUS_{moment_ms // 1000}", user, "PLUS", PLUS_PRICE, 30, "paid",
+             moment, moment),
+            (n, "click" if click else "payme", str(8_000_000_000 + n) if click else f"{n:024x}",
+             n, PLUS_PRICE, "paid", moment_ms, moment_ms + 1_000, 30),
+            (n, user, "payment_received", json.dumps({"tariff": "PLUS", "days": 30}),
+             "sent", 1, moment, moment, moment),
+        )  # fmt: skip
+
+
+ORDER_COLUMNS = ("id", "merchant_trans_id", "user_id", "tariff", "amount", "days", "status",
+                 "created_at", "paid_at")  # fmt: skip
+PAYMENT_COLUMNS = ("id", "provider", "provider_id", "order_id", "amount", "state",
+                   "create_time", "perform_time", "granted_days")  # fmt: skip
+NOTICE_COLUMNS = ("id", "user_id", "kind", "payload", "status", "attempts", "next_attempt_at",
+                  "created_at", "sent_at")  # fmt: skip
+SEEDED = (
+    ("orders", ORDER_COLUMNS),
+    ("payments", PAYMENT_COLUMNS),
+    ("notifications", NOTICE_COLUMNS),
+)
+
+
+async def seed_history(database_url: str, count: int) -> float:
+    """Store `count` paid orders, payments and sent notices (on a migrated, empty database)
+    the fastest way each database takes them; returns the seconds it took.
+
+    Bulk statements, not the app's code: a million rows through the money path would take
+    hours, and only their presence matters here (indexes, the planner, the page cache)."""
+    started = time.perf_counter()
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        await asyncio.to_thread(_seed_sqlite, str(url.database), count)
+    else:
+        await _seed_postgres(url.set(drivername="postgresql").render_as_string(False), count)
+    return time.perf_counter() - started
+
+
+def _sqlite_value(value: Any) -> Any:
+    # What SQLAlchemy stores for a UTC datetime on SQLite: naive ISO text.
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
+
+
+def _seed_sqlite(path: str, count: int) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        now = to_datetime(system_clock()).replace(tzinfo=None).isoformat(" ", "microseconds")
+        connection.executemany(
+            "INSERT INTO users (id, language, created_at) VALUES (?, 'en', ?)",
+            ((SEED_FIRST_USER + n, now) for n in range(SEED_USERS)),
+        )
+        rows = _seed_rows(count)
+        while batch := list(itertools.islice(rows, SEED_BATCH)):
+            for index, (table, columns) in enumerate(SEEDED):
+                marks = ", ".join("?" * len(columns))
+                connection.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                    (tuple(map(_sqlite_value, row[index])) for row in batch),
+                )
+        connection.execute("COMMIT")
+        connection.execute("ANALYZE")  # what a long-lived database has (PRAGMA optimize)
+    finally:
+        connection.close()
+
+
+async def _seed_postgres(dsn: str, count: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        now = to_datetime(system_clock())
+        async with connection.transaction():
+            await connection.copy_records_to_table(
+                "users",
+                records=[(SEED_FIRST_USER + n, "en", now) for n in range(SEED_USERS)],
+                columns=("id", "language", "created_at"),
+            )
+            rows = _seed_rows(count)
+            while batch := list(itertools.islice(rows, SEED_BATCH)):
+                for index, (table, columns) in enumerate(SEEDED):
+                    await connection.copy_records_to_table(
+                        table, records=[row[index] for row in batch], columns=columns
+                    )
+            for table, _ in SEEDED:
+                await connection.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})"
+                )
+        await connection.execute("ANALYZE")  # what autovacuum does soon after a bulk load
+    finally:
+        await connection.close()
 
 
 # --- servers (each in its own process, like production) ---------------------------------
