@@ -1,4 +1,4 @@
-"""The engine's cheap wins, checked on both databases.
+"""The engine's cheap wins: the partial index on pending notices, no pool pre-ping.
 
 The notifier claims pending notices inside the single writer, so a claim that walks the
 history of sent notices holds up every payment behind it. These tests read the plan the
@@ -8,19 +8,27 @@ history of sent notices, as the bench's `--rows` stores it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.callbacks import seed_history
 from db import outbox
 from db.clock import system_clock, to_datetime
 from db.database import Database
+from db.schema import orders
+from tests.providers.click.helpers import ClickCaller, make_order, ok_complete, ok_prepare
 
 HISTORY = 20_000  # sent notices: enough for either planner to prefer the index
 PENDING_INDEX = "ix_notifications_pending"
+MTI, T = "123456_PLUS_1730034567", 2854711398
 
 
 async def _claim_statement(database: Database) -> tuple[str, Any]:
@@ -77,3 +85,50 @@ async def test_the_pending_query_uses_the_partial_index(database_url: str) -> No
     # A walk of the table itself: SQLite's "SCAN notifications" without an index.
     assert "SCAN notifications\n" not in plan + "\n", plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_connection_killed_on_the_server_is_replaced(
+    client: TestClient, database_url: str
+) -> None:
+    """The pool does not ping before each transaction; a connection the server ended
+    while it sat in the pool must still not cost a callback its answer."""
+    click = ClickCaller(client)
+    await make_order(click.db, 123456, mti=MTI)
+    prepared = await click.prepare(MTI, T)
+    assert prepared == ok_prepare(T, MTI, prepared["merchant_prepare_id"])
+    killed = await _kill_backends(database_url)
+    assert killed >= 1  # the app's pooled connection(s)
+    completed = await click.complete(MTI, T, prepared["merchant_prepare_id"])
+    assert completed == ok_complete(T, MTI, prepared["merchant_prepare_id"])
+    async with click.db.read() as conn:
+        status = await conn.scalar(select(orders.c.status).where(orders.c.merchant_trans_id == MTI))
+    assert status == "paid"
+
+
+async def _kill_backends(database_url: str) -> int:
+    """pg_terminate_backend on every other session of the test's database; returns how
+    many, once the server has seen them all end."""
+    url = make_url(database_url)
+    name = url.database
+    admin = await asyncpg.connect(
+        url.set(drivername="postgresql", database="postgres").render_as_string(False)
+    )
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        for _ in range(100):
+            alive = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            if alive == 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the killed sessions did not end")
+    finally:
+        await admin.close()
+    return int(killed)
