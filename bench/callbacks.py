@@ -470,6 +470,9 @@ def _force_pre_ping(enabled: bool) -> None:
 def _serve_process(
     kind: str, database_url: str, port: int, workload_index: int, log_file: str, variant: Variant
 ) -> None:
+    # The app's error logs (say, a -7 under overload) go to a file, not the figures.
+    errors = os.open(f"{log_file}.{kind}.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(errors, 2)
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(kind, database_url, port, workload_index, log_file, variant))
@@ -527,9 +530,12 @@ class Stats:
     p99_ms: float
     backlog: int = 0  # open loop: pairs still unanswered when the offering stopped
     drain_s: float = 0.0  # open loop: how long they took to finish after it stopped
+    failed: int = 0  # open loop: pairs answered with an error (say, -7 once a wait ran out)
 
 
-def _stats(latencies: list[float], elapsed: float, backlog: int = 0, drain: float = 0) -> Stats:
+def _stats(
+    latencies: list[float], elapsed: float, backlog: int = 0, drain: float = 0, failed: int = 0
+) -> Stats:
     latencies.sort()
     return Stats(
         requests_per_second=len(latencies) / elapsed,
@@ -537,6 +543,7 @@ def _stats(latencies: list[float], elapsed: float, backlog: int = 0, drain: floa
         p99_ms=latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
         backlog=backlog,
         drain_s=drain,
+        failed=failed,
     )
 
 
@@ -582,19 +589,28 @@ async def run_open(
     latencies: list[float] = []
     interval = workload.requests_per_pair / rate
     tasks: list[asyncio.Task[None]] = []
+    failures: list[str] = []
     async with ClientSession(base_url, connector=TCPConnector(limit=0)) as session:
         post = _timed_post(session, workload, latencies)
+
+        async def pair(key: str, attempt: int) -> None:
+            try:
+                await workload.send_pair(post, key, attempt)
+            except RuntimeError as error:  # an answer, but an error: counted, not fatal
+                failures.append(str(error))
+
         started = time.perf_counter()
         for number, key in enumerate(keys):
             delay = started + number * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(workload.send_pair(post, key, first_trans + number)))
+            tasks.append(asyncio.create_task(pair(key, first_trans + number)))
         offered_until = time.perf_counter()
         backlog = sum(not task.done() for task in tasks)
         await asyncio.gather(*tasks)
         finished = time.perf_counter()
-    return _stats(latencies, finished - started, backlog, finished - offered_until)
+    elapsed = finished - started
+    return _stats(latencies, elapsed, backlog, finished - offered_until, len(failures))
 
 
 @dataclass(frozen=True)
@@ -615,7 +631,9 @@ class Plan:
 
 def _line(label: str, workload: Workload, mode: str, stats: Stats, base: Stats) -> str:
     ratio = stats.requests_per_second / base.requests_per_second
-    extra = f" backlog {stats.backlog:>4} drain {stats.drain_s:>5.2f} s" if mode[0] == "o" else ""
+    extra = ""
+    if mode.startswith("open"):
+        extra = f" backlog {stats.backlog:>4} drain {stats.drain_s:>5.2f} s failed {stats.failed}"
     return (
         f"{label:<44} {workload.name:<22} {mode:<13} {stats.requests_per_second:>7.0f} req/s  "
         f"p50 {stats.p50_ms:>7.2f} ms  p99 {stats.p99_ms:>7.2f} ms{extra}  | bare "
