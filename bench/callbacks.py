@@ -530,7 +530,7 @@ class Stats:
     p99_ms: float
     backlog: int = 0  # open loop: pairs still unanswered when the offering stopped
     drain_s: float = 0.0  # open loop: how long they took to finish after it stopped
-    failed: int = 0  # open loop: pairs answered with an error (say, -7 once a wait ran out)
+    failed: int = 0  # pairs answered with an error (say, -7 once a bounded wait ran out)
 
 
 def _stats(
@@ -563,6 +563,7 @@ async def run_level(
 ) -> Stats:
     """Closed loop: `clients` pairs in flight, the next sent as one is answered."""
     latencies: list[float] = []
+    failures: list[str] = []
     queue = list(enumerate(keys))
     queue.reverse()
     async with ClientSession(base_url, connector=TCPConnector(limit=clients)) as session:
@@ -571,12 +572,15 @@ async def run_level(
         async def client() -> None:
             while queue:
                 number, key = queue.pop()
-                await workload.send_pair(post, key, first_trans + number)
+                try:
+                    await workload.send_pair(post, key, first_trans + number)
+                except RuntimeError as error:  # an error answer: counted, not fatal
+                    failures.append(str(error))
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - started
-    return _stats(latencies, elapsed)
+    return _stats(latencies, elapsed, failed=len(failures))
 
 
 async def run_open(
@@ -631,9 +635,9 @@ class Plan:
 
 def _line(label: str, workload: Workload, mode: str, stats: Stats, base: Stats) -> str:
     ratio = stats.requests_per_second / base.requests_per_second
-    extra = ""
+    extra = f" failed {stats.failed}"
     if mode.startswith("open"):
-        extra = f" backlog {stats.backlog:>4} drain {stats.drain_s:>5.2f} s failed {stats.failed}"
+        extra = f" backlog {stats.backlog:>4} drain {stats.drain_s:>5.2f} s" + extra
     return (
         f"{label:<44} {workload.name:<22} {mode:<13} {stats.requests_per_second:>7.0f} req/s  "
         f"p50 {stats.p50_ms:>7.2f} ms  p99 {stats.p99_ms:>7.2f} ms{extra}  | bare "
@@ -772,6 +776,7 @@ async def main() -> None:
     parser.add_argument("--switch-interval", default="default", help="ms, e.g. default,0.5")
     parser.add_argument("--pending-index", choices=["with", "without", "both"], default="with")
     parser.add_argument("--pre-ping", choices=["engine", "on", "off", "both"], default="engine")
+    parser.add_argument("--log-dir", default="", help="keep the app's logs here")
     args = parser.parse_args()
     chosen = args.workloads.split(",")
     plan = Plan(
@@ -786,7 +791,7 @@ async def main() -> None:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     databases = args.databases.split(",")
     with tempfile.TemporaryDirectory() as directory:
-        log_file = f"{directory}/callbacks.log"
+        log_file = f"{args.log_dir or directory}/callbacks.log"
         if "sqlite" in databases:
             sqlite_url = f"sqlite+aiosqlite:///{directory}/bench.db"
             await bench_database("SQLite", sqlite_url, plan, log_file)
