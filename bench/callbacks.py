@@ -471,7 +471,7 @@ def _serve_process(
     kind: str, database_url: str, port: int, workload_index: int, log_file: str, variant: Variant
 ) -> None:
     # The app's error logs (say, a -7 under overload) go to a file, not the figures.
-    errors = os.open(f"{log_file}.{kind}.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    errors = os.open(f"{log_file}.{kind}.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(errors, 2)
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
@@ -777,6 +777,9 @@ async def main() -> None:
     parser.add_argument("--pending-index", choices=["with", "without", "both"], default="with")
     parser.add_argument("--pre-ping", choices=["engine", "on", "off", "both"], default="engine")
     parser.add_argument("--log-dir", default="", help="keep the app's logs here")
+    parser.add_argument(
+        "--compare-empty", action="store_true", help="with --rows: an empty database first"
+    )
     args = parser.parse_args()
     chosen = args.workloads.split(",")
     plan = Plan(
@@ -790,15 +793,20 @@ async def main() -> None:
     )
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     databases = args.databases.split(",")
+    # --compare-empty: the same plan on an empty database, then on one holding --rows,
+    # each in its own database, so the two differ by the history alone.
+    plans = [replace(plan, rows=0), plan] if args.compare_empty and plan.rows else [plan]
     with tempfile.TemporaryDirectory() as directory:
         log_file = f"{args.log_dir or directory}/callbacks.log"
-        if "sqlite" in databases:
-            sqlite_url = f"sqlite+aiosqlite:///{directory}/bench.db"
-            await bench_database("SQLite", sqlite_url, plan, log_file)
-        database_url = os.environ.get("DATABASE_URL", "")
-        if "postgresql" in databases and database_url.startswith(("postgres://", "postgresql")):
-            async with scratch_postgres(database_url) as url:
-                await bench_database("PostgreSQL", url, plan, log_file)
+        for number, each in enumerate(plans):
+            rows = f", {each.rows:,} rows" if each.rows else ""
+            if "sqlite" in databases:
+                sqlite_url = f"sqlite+aiosqlite:///{directory}/bench{number}.db"
+                await bench_database(f"SQLite{rows}", sqlite_url, each, log_file)
+            database_url = os.environ.get("DATABASE_URL", "")
+            if "postgresql" in databases and database_url.startswith(("postgres", "postgresql")):
+                async with scratch_postgres(database_url) as url:
+                    await bench_database(f"PostgreSQL{rows}", url, each, log_file)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
