@@ -1,9 +1,11 @@
 """The engine's cheap wins: the partial index on pending notices, no pool pre-ping.
 
 The notifier claims pending notices inside the single writer, so a claim that walks the
-history of sent notices holds up every payment behind it. These tests read the plan the
-database makes for the very statement `outbox.claim_due` sends, on a database holding a
-history of sent notices, as the bench's `--rows` stores it.
+history of sent notices holds up every payment behind it: the first test reads the plan
+the database makes for the very statement `outbox.claim_due` sends, on a database holding
+a history of sent notices as the bench's `--rows` stores it. Without a pre-ping, the pool
+must still never hand a callback a connection the server has closed: the second test
+kills them on the server and pays.
 """
 
 from __future__ import annotations
