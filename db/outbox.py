@@ -92,8 +92,8 @@ async def claim_due(
     travel in time) must not make its own leases look expired.
     """
     older = notifications.alias("older")
-    # Inlined, not bound: only a literal lets SQLite, and PostgreSQL's generic plans for
-    # prepared statements, use the partial index on pending notices (db/schema.py).
+    # Inlined, not bound: PostgreSQL's generic plan of a prepared statement (asyncpg
+    # caches them) can use the partial index on pending notices only with a literal.
     pending = literal(NoticeStatus.PENDING.value, literal_execute=True)
     query = (
         select(notifications.c.id)

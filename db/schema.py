@@ -146,7 +146,8 @@ notifications = Table(
     # The notifier's claim walks pending notices in id order. Sent ones pile up forever
     # (a million after a few years) and must not be in its way: this index holds only
     # the pending few. The claim compares `status` with the literal 'pending', not a
-    # bound parameter, or neither database could prove the index applies (migration 0008).
+    # bound parameter: PostgreSQL's generic plan of a prepared statement could not use
+    # the index otherwise (migration 0008).
     Index(
         "ix_notifications_pending",
         "id",
