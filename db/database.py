@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -161,17 +162,23 @@ def _create_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine
         # A fixed budget: `pool_size` connections per instance and no overflow, so the
         # sum over instances stays under the server's max_connections (README); waiting
         # for one, or for a row lock, is bounded by `wait_seconds`.
-        return create_async_engine(
+        # No pool pre-ping: it cost three round trips (BEGIN, a ping, ROLLBACK) before
+        # every transaction. A connection the server closed (restart, idle kill,
+        # pg_terminate_backend) is known closed to asyncpg as soon as the loop has read
+        # the socket's end, so checkout refuses it for free and the pool reconnects once.
+        postgres = create_async_engine(
             url,
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=wait_seconds,
-            pool_pre_ping=True,
+            pool_pre_ping=False,
             connect_args={
                 "timeout": wait_seconds,
                 "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
             },
         )
+        event.listen(postgres.sync_engine, "checkout", _refuse_closed_connection)
+        return postgres
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
@@ -185,6 +192,15 @@ def _create_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine
     )
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose server side is gone is replaced, not handed out.
+
+    SQLAlchemy's documented way: `DisconnectionError` from a checkout listener makes the
+    pool drop that connection and connect again (once, then the error propagates)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("pooled connection closed by the server")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:

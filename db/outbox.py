@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -92,14 +92,17 @@ async def claim_due(
     travel in time) must not make its own leases look expired.
     """
     older = notifications.alias("older")
+    # Inlined, not bound: PostgreSQL's generic plan of a prepared statement (asyncpg
+    # caches them) can use the partial index on pending notices only with a literal.
+    pending = literal(NoticeStatus.PENDING.value, literal_execute=True)
     query = (
         select(notifications.c.id)
         .where(
-            notifications.c.status == NoticeStatus.PENDING,
+            notifications.c.status == pending,
             notifications.c.next_attempt_at <= now,
             ~exists().where(
                 older.c.user_id == notifications.c.user_id,
-                older.c.status == NoticeStatus.PENDING,
+                older.c.status == pending,
                 older.c.id < notifications.c.id,
             ),
         )
