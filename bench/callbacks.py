@@ -1,8 +1,9 @@
 """Callback throughput and latency of the real app, next to a bare aiohttp handler.
 
     python -m bench.callbacks [--pairs 2000] [--clients 1,16,64] [--rate 300 --seconds 10]
-        [--rows 1000000] [--workloads click,payme,click-read,payme-read]
+        [--rows 1000000 [--compare-empty]] [--workloads click,payme,click-read,payme-read]
         [--switch-interval default,0.5] [--pending-index both] [--pre-ping both]
+        [--databases sqlite,postgresql] [--log-dir DIR]
 
 For each database (SQLite in a temporary file; PostgreSQL too when `DATABASE_URL` points
 at one) and each workload, the real app is started in its own process on loopback (with
@@ -21,7 +22,10 @@ Prepare of an attempt already prepared, and Payme's CheckPerformTransaction.
 `--rows N` stores N paid orders, payments and sent notices before measuring (bulk
 inserts on SQLite, COPY on PostgreSQL): production after a few years. The variants
 (`--switch-interval`, `--pending-index`, `--pre-ping`) start the app once per setting,
-so before and after of each cheap win are measured in one run.
+so before and after of each cheap win are measured in one run; `--compare-empty` runs
+the plan on an empty database first, then on one holding `--rows`. Error answers (a -7
+once a bounded wait ran out) are counted as `failed`, not fatal; `--log-dir` keeps the
+app's log to see why.
 
 This is a script a person runs; no test depends on its timings.
 """
