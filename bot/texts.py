@@ -22,8 +22,9 @@ def provider_title(name: str) -> str:
 
 
 def format_som(tiyin: int) -> str:
-    """`1500000` -> `15 000 so'm` (`сум` in Russian): thousands split by spaces."""
-    whole = f"{tiyin // 100:,}".replace(",", " ")
+    """`1500000` -> `15 000 so'm` (`сум` in Russian), every space a no-break space
+    (U+00A0): Telegram must never wrap `15` from `000` or the amount from its currency."""
+    whole = f"{tiyin // 100:,}".replace(",", "\u00a0")
     amount = whole if tiyin % 100 == 0 else f"{whole},{tiyin % 100:02d}"
     return _("{amount} so'm").format(amount=amount)
 

@@ -75,12 +75,12 @@ async def test_choosing_language_saves_it_and_greets_in_it(
 async def test_tariffs_show_prices_the_uzbek_way(tg: Telegram, telegram: FakeTelegram) -> None:
     await tg.message(USER, "/tariffs", language="en")
     call = telegram.of("sendMessage", USER)[-1]
-    assert "PLUS: 15 000 so'm for 30 days" in call.text
-    assert "PRO: 39 000 so'm for 30 days" in call.text
+    assert "PLUS: 15 000 so'm for 30 days" in call.text
+    assert "PRO: 39 000 so'm for 30 days" in call.text
     assert "You have no active plan." in call.text
     assert [b["callback_data"] for b in call.buttons] == ["buy:PLUS", "buy:PRO", "menu:home"]
     await tg.message(USER + 1, "/tariffs", language="ru")
-    assert "PLUS: 15 000 сум за 30 дней" in telegram.of("sendMessage", USER + 1)[-1].text
+    assert "PLUS: 15 000 сум за 30 дней" in telegram.of("sendMessage", USER + 1)[-1].text
 
 
 async def test_greeting_button_opens_tariffs_in_place(tg: Telegram, telegram: FakeTelegram) -> None:

@@ -67,7 +67,7 @@ async def test_preview_paid_checkout_and_receipt(
     code = plus.text.split("#", 1)[1].split("\n", 1)[0]
     assert paid.text == (
         f"🧾 Order #{code} — Paid ✓\n"
-        "PLUS: 15 000 so'm for 30 days\n"
+        "PLUS: 15 000 so'm for 30 days\n"
         "The receipt is in the message below."
     )
     assert "reply_markup" not in paid.params  # no pay buttons left

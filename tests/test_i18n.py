@@ -18,23 +18,23 @@ LANGUAGES = ("uz", "ru", "en")
 def test_catalogues_load_and_differ() -> None:
     i18n = create_i18n("uz")
     assert set(i18n.available_locales) == set(LANGUAGES)
-    assert i18n.gettext("{amount} so'm", locale="ru") == "{amount} сум"
-    assert i18n.gettext("{amount} so'm", locale="uz") == "{amount} soʻm"
+    assert i18n.gettext("{amount} so'm", locale="ru") == "{amount}\u00a0сум"
+    assert i18n.gettext("{amount} so'm", locale="uz") == "{amount}\u00a0soʻm"
     assert i18n.gettext("Tariffs:", locale="uz") == "Tariflar:"
 
 
 @pytest.mark.parametrize(
     ("language", "days", "expected"),
     [
-        ("ru", 1, "PLUS: 15 000 сум за 1 день"),
-        ("ru", 3, "PLUS: 15 000 сум за 3 дня"),
-        ("ru", 11, "PLUS: 15 000 сум за 11 дней"),
-        ("ru", 21, "PLUS: 15 000 сум за 21 день"),
-        ("ru", 30, "PLUS: 15 000 сум за 30 дней"),
-        ("en", 1, "PLUS: 15 000 so'm for 1 day"),
-        ("en", 30, "PLUS: 15 000 so'm for 30 days"),
-        ("uz", 1, "PLUS: 15 000 soʻm, 1 kun"),
-        ("uz", 30, "PLUS: 15 000 soʻm, 30 kun"),
+        ("ru", 1, "PLUS: 15 000 сум за 1 день"),
+        ("ru", 3, "PLUS: 15 000 сум за 3 дня"),
+        ("ru", 11, "PLUS: 15 000 сум за 11 дней"),
+        ("ru", 21, "PLUS: 15 000 сум за 21 день"),
+        ("ru", 30, "PLUS: 15 000 сум за 30 дней"),
+        ("en", 1, "PLUS: 15 000 so'm for 1 day"),
+        ("en", 30, "PLUS: 15 000 so'm for 30 days"),
+        ("uz", 1, "PLUS: 15 000 soʻm, 1 kun"),
+        ("uz", 30, "PLUS: 15 000 soʻm, 30 kun"),
     ],
 )
 def test_day_counts_take_the_languages_plural_form(language: str, days: int, expected: str) -> None:

@@ -4,7 +4,7 @@ routes (README: "How subscriptions add up").
 Each scenario buys, waits and refunds at given days and then asserts the exact end of
 every period, the user's remaining timeline, and every notice queued for the user (kind
 and the timeline it shows). Days are counted from the scenario's start; the defaults
-are PLUS 15 000 so'm / 30 days and PRO 39 000 so'm / 30 days. Refunds go through Payme's
+are PLUS 15 000 so'm / 30 days and PRO 39 000 so'm / 30 days. Refunds go through Payme's
 CancelTransaction (a Click reversal is the admin's, tests/admin).
 """
 

@@ -116,7 +116,7 @@ async def test_payments_pages_edit_the_same_message(
     assert first.text.splitlines()[0].startswith("Found: 25 · paid ")
     line = first.text.splitlines()[2]
     assert line.startswith(
-        "1. 10.11.2026 12:00 · Ali @ali (1001) · PRO · 39 000 so'm · Click · paid"
+        "1. 10.11.2026 12:00 · Ali @ali (1001) · PRO · 39 000 so'm · Click · paid"
     )
     nav = [b["text"] for b in first.buttons if not b["callback_data"].startswith("as:")]
     assert nav == ["▶"]
@@ -187,7 +187,7 @@ async def test_details_show_every_id(tg: Telegram, telegram: FakeTelegram, seede
     assert f"Payment #{seeded['p4']}" in text
     assert "Click transaction (click_trans_id): <code>7004</code>" in text
     assert "Click document (click_paydoc_id): <code>990004</code>" in text
-    assert "Amount: 39 000 so'm" in text
+    assert "Amount: 39 000 so'm" in text
     assert 'Buyer: <a href="tg://user?id=1002">Vali</a> @vali (1002)' in text
     assert "Cancel reason" not in text
     assert "Buyer's other payments: 7" in text

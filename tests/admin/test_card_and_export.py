@@ -87,7 +87,7 @@ async def test_xlsx_opens_with_types_a_frozen_header_and_sums(
     document = (await telegram.wait_for("sendDocument")).params
     assert document["document"]["filename"] == "payments_2026-11-01_2026-11-30.xlsx"
     assert document["caption"] == (
-        "7 payments, 01.11.2026 – 30.11.2026; paid 84 000 so'm, refunded 39 000 so'm"
+        "7 payments, 01.11.2026 – 30.11.2026; paid 84 000 so'm, refunded 39 000 so'm"
     )
     book = openpyxl.load_workbook(io.BytesIO(document["document"]["data"]))
     sheet = book.active

@@ -55,7 +55,7 @@ async def test_each_payment_and_refund_reaches_every_admin_once(
     await settle(telegram, 2, "💰")
     (text,) = to_admin(telegram, ADMIN, "💰")
     assert plain(text).splitlines() == [
-        "💰 Payment received: 15 000 so'm · PLUS · Click",
+        "💰 Payment received: 15 000 so'm · PLUS · Click",
         "Buyer: User2001 (2001)",
         f"Order {order.merchant_trans_id} · payment #{prepare_id}",
     ]
@@ -72,6 +72,6 @@ async def test_each_payment_and_refund_reaches_every_admin_once(
     await press_on(tg, screen(telegram), confirm)  # a double tap
     await settle(telegram, 2, "↩️")
     (text,) = to_admin(telegram, ADMIN, "↩️")
-    assert text.startswith("↩️ Payment refunded: 15 000 so'm · PLUS · Click")
+    assert text.startswith("↩️ Payment refunded: 15 000 so'm · PLUS · Click")
     (text,) = to_admin(telegram, SECOND_ADMIN, "↩️")
     assert text.startswith("↩️ Toʻlov qaytarildi: ")

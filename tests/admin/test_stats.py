@@ -27,7 +27,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def som(tiyin: int) -> str:
-    return f"{tiyin // 100:,}".replace(",", " ") + " so'm"
+    return f"{tiyin // 100:,}".replace(",", "\u00a0") + "\u00a0so'm"
 
 
 async def test_stats_figures_equal_sums_over_the_seeded_rows(
@@ -78,7 +78,7 @@ async def test_an_empty_shop_reads_zero_and_draws_no_payments_yet(
     clock.now = to_ms(BASE)
     await tg.message(ADMIN, "/stats", language="ru")
     text = plain(telegram.of("sendMessage", ADMIN)[-1].text)
-    assert "Оплачено: 0 · 0 сум  ±0" in text and "-0" not in text
+    assert "Оплачено: 0 · 0 сум  ±0" in text and "-0" not in text
     photo = await telegram.wait_for("sendPhoto")
     empty = photo.params["photo"]["data"]
     assert png_size(empty) == (1170, 1020)

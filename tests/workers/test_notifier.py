@@ -83,7 +83,9 @@ async def running(
 
 def amounts(telegram: FakeTelegram, chat_id: int) -> list[str]:
     """The amounts (which notice) the user actually received, in arrival order."""
-    return [call.text.split(": ", 1)[1].split(" so'm")[0] for call in telegram.delivered(chat_id)]
+    return [
+        call.text.split(": ", 1)[1].split("\u00a0so'm")[0] for call in telegram.delivered(chat_id)
+    ]
 
 
 async def test_an_outage_then_recovery_delivers_each_notice_once_in_order_per_user(
@@ -100,7 +102,7 @@ async def test_an_outage_then_recovery_delivers_each_notice_once_in_order_per_us
         await wait_until_drained(db)
     for chat in chats:
         assert amounts(telegram, chat) == [
-            f"{chat * 10 + n:,}".replace(",", " ") for n in (1, 2, 3)
+            f"{chat * 10 + n:,}".replace(",", "\u00a0") for n in (1, 2, 3)
         ]
     assert len(telegram.of("sendMessage")) == 9 + 7  # every 502 was retried, nothing more
     assert {status for _, status, _ in await statuses(db)} == {"sent"}

@@ -40,7 +40,7 @@ async def test_a_queued_notice_is_sent_once_in_the_users_language(
     await write_notice(client, clock, 555, "ru")
     call = await telegram.wait_for("sendMessage", lambda c: c.params["chat_id"] == 555)
     assert call.text == (
-        "✅ Платёж получен: 15 000 сум.\n"
+        "✅ Платёж получен: 15 000 сум.\n"
         "Ваш тариф PLUS действует до 01.03.2099 12:00 (по ташкентскому времени). Спасибо!"
     )
     assert call.buttons[0]["callback_data"] == "menu:myplan"

@@ -54,7 +54,7 @@ async def test_buy_plus_in_the_bot_and_pay_with_click(
     assert notice.text == (
         "✅ Платёж получен. Спасибо!\n\n"
         f"Заказ: #{code}\n"
-        "PLUS: 15 000 сум за 30 дней\n"
+        "PLUS: 15 000 сум за 30 дней\n"
         f"Оплачено через Click, {format_moment(paid_at)} (по ташкентскому времени)\n"
         f"Ваш тариф: PLUS до {expiry} (по ташкентскому времени).\n\n"
         "Вопросы об оплате: /paysupport"

@@ -44,7 +44,7 @@ async def test_buy_pro_pay_with_payme_then_refund(
     expected = (
         "✅ Toʻlov qabul qilindi. Rahmat!\n\n"
         f"Buyurtma: #{code}\n"
-        "PRO: 39 000 soʻm, 30 kun\n"
+        "PRO: 39 000 soʻm, 30 kun\n"
         f"Payme orqali toʻlandi, {paid:%d.%m.%Y %H:%M} (Toshkent vaqti bilan)\n"
         f"Tarifingiz: PRO {shown:%d.%m.%Y %H:%M} gacha (Toshkent vaqti bilan).\n\n"
         "Toʻlov boʻyicha savollar: /paysupport"
@@ -65,7 +65,7 @@ async def test_buy_pro_pay_with_payme_then_refund(
         "sendMessage", lambda c: c.params["chat_id"] == USER and c.text.startswith("↩️")
     )
     assert notice.text == (
-        "↩️ PRO uchun 39 000 soʻm toʻlovingiz qaytarildi, uning foydalanilmagan kunlari "
+        "↩️ PRO uchun 39 000 soʻm toʻlovingiz qaytarildi, uning foydalanilmagan kunlari "
         "bekor qilindi. Tarifingiz tugadi."
     )
     await tg.message(USER, "/myplan", language="uz")
