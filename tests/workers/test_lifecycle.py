@@ -85,10 +85,12 @@ async def test_reminders_and_expiry_come_once_per_period_and_again_after_renewal
     # The renew button starts a new order for the same tariff, with the pay links.
     await tg.press(USER, expired.buttons[0]["callback_data"], language="ru")
     order = telegram.delivered(USER)[-1]
-    assert order.text.startswith(f"Заказ {USER}_PLUS_")
+    assert order.text.startswith("🧾 Заказ #")
+    assert "\nPLUS: " in order.text
     assert [button["text"] for button in order.buttons] == [
         "Оплатить через Click",
         "Оплатить через Payme",
+        "⬅️ Все тарифы",
     ]
 
     await pay(db, USER, plus, settings.tariffs, clock())  # a new period of 30 days from now
