@@ -2,7 +2,7 @@
 
 The msgids are extracted from the source itself (`_()` and `ngettext()` in bot/ and web/),
 so a new text without translations fails here, not silently in front of a user (gettext
-falls back to the English source). A plural text must be a plural entry with every form
+falls back to the English source), and an entry no source uses any more fails too. A plural text must be a plural entry with every form
 its language's `Plural-Forms` asks for, and every form keeps the msgid's placeholders.
 """
 
@@ -93,6 +93,18 @@ def test_every_source_text_is_translated_and_not_fuzzy(language: str) -> None:
     missing = sorted(set(source_messages()) - translated.keys())
     assert not missing, f"{language}: untranslated or fuzzy: {missing}"
     assert not catalog(language).fuzzy, f"{language}: the header is marked fuzzy"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_entry_outlives_its_text(language: str) -> None:
+    """An entry no source uses any more (a text reworded or removed) is dead weight a
+    translator would still read and polish; remove it (or mark it obsolete, `#~`)."""
+    ids = {
+        message.id if isinstance(message.id, str) else message.id[0]
+        for message in entries(language)
+    }
+    unused = sorted(ids - source_messages().keys())
+    assert not unused, f"{language}: no source uses {unused}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
