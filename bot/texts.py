@@ -112,5 +112,11 @@ def receipt_text(
         lines.append(_("Fiscal receipt: {url}").format(url=html.quote(fiscal_url)))
     if test:
         lines.append(_("🧪 Test payment (Payme sandbox): no real money was paid."))
-    lines += ["", _("Questions about a payment: /paysupport")]
+    lines += ["", paysupport_line()]
     return "\n".join(lines)
+
+
+def paysupport_line() -> str:
+    """The last line of every message about a buyer's money (receipt, refund): where to
+    turn, the order number above in hand."""
+    return _("Questions about a payment: /paysupport")

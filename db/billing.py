@@ -170,6 +170,7 @@ async def refund_payment(
         await set_order_status(conn, order.id, OrderStatus.REFUNDED)
     payload = _payload(payment, order.tariff, removal.after, now_ms)
     payload["removed_ms"] = removal.removed_ms
+    payload["order_code"] = order.code  # the number the buyer's receipt gave
     await outbox.enqueue(
         conn,
         user.id,

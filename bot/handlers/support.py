@@ -16,6 +16,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
+from bot.texts import paysupport_line
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def contact_line(support: Support) -> str:
     """ "Questions: @shop_support" — or the /paysupport pointer when no contact is set."""
     if support.contact:
         return _("Questions? Write to {contact}.").format(contact=html.quote(support.contact))
-    return _("Questions about a payment: /paysupport")
+    return paysupport_line()
 
 
 async def terms(message: Message, support: Support) -> None:

@@ -16,6 +16,7 @@ from bot.texts import (
     format_moment,
     format_som,
     order_days_line,
+    paysupport_line,
     provider_title,
     receipt_text,
     timeline_text,
@@ -44,6 +45,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
         text = _ledger_notice(kind, payload, name, amount)
         if payload.get("test"):
             text += "\n" + _("🧪 Test payment (Payme sandbox): no real money was paid.")
+        if kind == outbox.PAYMENT_REFUNDED:
+            text += _refund_footer(payload)
         return text, keyboards.my_plan()
     # Notices queued before the ledger (no "timeline" in them) keep their old wording.
     if kind == outbox.PAYMENT_RECEIVED:
@@ -57,7 +60,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
             "↩️ Your payment of {amount} for {name} was refunded, and the days it gave "
             "were taken back. Your plan now ends on {expiry} (Tashkent time)."
         )
-        return text.format(amount=amount, name=name, expiry=expiry), keyboards.my_plan()
+        text = text.format(amount=amount, name=name, expiry=expiry)
+        return text + _refund_footer(payload), keyboards.my_plan()
     if kind == outbox.SUBSCRIPTION_REMINDER:
         text = _(
             "⏰ Your plan {name} ends on {expiry} (Tashkent time). Days left: {days}.\n"
@@ -96,6 +100,14 @@ def _receipt(payload: dict[str, object], name: str) -> str:
         fiscal_url=None,
         test=bool(payload.get("test")),
     )
+
+
+def _refund_footer(payload: dict[str, object]) -> str:
+    """Under a refund, as under the receipt: the order number to quote and where to ask
+    (a notice queued before db/billing.py stored the number has only the second)."""
+    code = payload.get("order_code")
+    lines = [_("Order: #{code}").format(code=code)] if code else []
+    return "\n\n" + "\n".join([*lines, paysupport_line()])
 
 
 def paid_checkout(kind: str, payload: dict[str, object]) -> tuple[int, int, str] | None:

@@ -66,7 +66,9 @@ async def test_buy_pro_pay_with_payme_then_refund(
     )
     assert notice.text == (
         "↩️ PRO uchun 39 000 soʻm toʻlovingiz qaytarildi, uning foydalanilmagan kunlari "
-        "bekor qilindi. Tarifingiz tugadi."
+        "bekor qilindi. Tarifingiz tugadi.\n\n"
+        f"Buyurtma: #{code}\n"
+        "Toʻlov boʻyicha savollar: /paysupport"
     )
     await tg.message(USER, "/myplan", language="uz")
     assert telegram.of("sendMessage", USER)[-1].text == (
