@@ -176,7 +176,7 @@ def receipt_fields(order: Order, payment: Payment, now_ms: int) -> dict[str, obj
         "paid_at": now_ms,
         "checkout": (
             [order.checkout_chat_id, order.checkout_message_id]
-            if order.checkout_chat_id is not None and order.checkout_message_id
+            if order.checkout_chat_id is not None and checkout_shown(order)
             else None
         ),
     }
@@ -212,29 +212,52 @@ def fiscal_url(payment: Payment) -> str | None:
     return url if isinstance(url, str) and url.startswith("https://") else None
 
 
-# `checkout_message_id` while the message is being sent: a second tap arriving meanwhile
-# (Telegram delivers taps concurrently) must not send another one.
-CHECKOUT_BEING_SENT = 0
+# While a tap sends an order's checkout message, `checkout_message_id` holds minus the
+# moment (ms) that tap claimed it (real message ids are positive): a second tap meanwhile
+# does not send another one. A claim older than this is a send that died before storing
+# its message id (a crash, a deploy): the next tap takes it over instead of pointing the
+# buyer to a message that never came. The bot bounds the send itself well below it
+# (bot/handlers/tariffs.py: CHECKOUT_SEND_SECONDS), so a live send never loses its claim.
+CHECKOUT_CLAIM_MS = 30_000
 
 
-async def claim_checkout(conn: AsyncConnection, order_id: int, chat_id: int) -> bool:
-    """Take the right to send this order's checkout message: True for exactly one tap.
+def checkout_shown(order: Order) -> bool:
+    """The order's checkout message was sent and its id stored."""
+    return order.checkout_message_id is not None and order.checkout_message_id > 0
 
-    One conditional UPDATE, so two concurrent taps cannot both win (PostgreSQL re-checks
-    the condition after the row lock; SQLite has one writer)."""
+
+def checkout_being_sent(order: Order, now_ms: int) -> bool:
+    """Another tap claimed the checkout message less than CHECKOUT_CLAIM_MS ago."""
+    held = order.checkout_message_id
+    return held is not None and held <= 0 and now_ms + held < CHECKOUT_CLAIM_MS
+
+
+async def claim_checkout(conn: AsyncConnection, order: Order, chat_id: int, now_ms: int) -> bool:
+    """Take the right to send this order's checkout message in place of what `order`
+    holds (nothing, a stale claim, a message that is gone): True for exactly one tap.
+
+    One conditional UPDATE on the value read (compare and swap), so two concurrent taps
+    cannot both win (PostgreSQL re-checks the condition after the row lock; SQLite has
+    one writer)."""
+    held = order.checkout_message_id
     result = await conn.execute(
         update(orders)
-        .where(orders.c.id == order_id, orders.c.checkout_message_id.is_(None))
-        .values(checkout_chat_id=chat_id, checkout_message_id=CHECKOUT_BEING_SENT)
+        .where(
+            orders.c.id == order.id,
+            orders.c.checkout_message_id.is_(None)
+            if held is None
+            else orders.c.checkout_message_id == held,
+        )
+        .values(checkout_chat_id=chat_id, checkout_message_id=-now_ms)
     )
     return result.rowcount == 1
 
 
-async def release_checkout(conn: AsyncConnection, order_id: int) -> None:
-    """The checkout could not be sent: the next tap may try again."""
+async def release_checkout(conn: AsyncConnection, order_id: int, claimed_ms: int) -> None:
+    """The checkout claimed at `claimed_ms` could not be sent: the next tap may try again."""
     await conn.execute(
         update(orders)
-        .where(orders.c.id == order_id, orders.c.checkout_message_id == CHECKOUT_BEING_SENT)
+        .where(orders.c.id == order_id, orders.c.checkout_message_id == -claimed_ms)
         .values(checkout_chat_id=None, checkout_message_id=None)
     )
 

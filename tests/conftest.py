@@ -164,8 +164,10 @@ async def client(
 class Telegram:
     """Sends updates to the app's webhook the way Telegram does (secret header included)."""
 
-    def __init__(self, client: TestClient, settings: Settings) -> None:
-        self.client, self.settings = client, settings
+    def __init__(
+        self, client: TestClient, settings: Settings, fake: FakeTelegram | None = None
+    ) -> None:
+        self.client, self.settings, self.fake = client, settings, fake
 
     async def send(self, update: dict[str, Any]) -> int:
         response = await self.client.post(
@@ -183,6 +185,10 @@ class Telegram:
     async def press(
         self, user_id: int, data: str, *, language: str | None = "en", message_id: int = 100
     ) -> int:
+        """A tap on a button of message `message_id`, which the chat then shows (the fake
+        Bot API, when given, lets the bot edit it)."""
+        if self.fake is not None:
+            self.fake.show(user_id, message_id)
         return await self.send(
             {
                 "callback_query": {
@@ -228,5 +234,5 @@ def message(
 
 
 @pytest.fixture
-def tg(client: TestClient, settings: Settings) -> Telegram:
-    return Telegram(client, settings)
+def tg(client: TestClient, settings: Settings, telegram: FakeTelegram) -> Telegram:
+    return Telegram(client, settings, telegram)

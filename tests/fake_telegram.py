@@ -7,6 +7,11 @@ the session and aiogram's error mapping all run for real. Tests script failures 
 Texts sent with `parse_mode=HTML` are parsed as Telegram parses them (`check_html`
 below): malformed HTML gets Telegram's 400 "can't parse entities", so an escaping bug
 fails a test instead of a user's message.
+
+Edits fail as Telegram's do: a message the fake never sent (nor a test showed, `show`)
+or one deleted (`deleteMessage`, or the buyer through `delete`) is "message to edit not
+found", and an edit that changes neither text nor buttons is "message is not modified",
+so the bot's fallbacks for both run in tests.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class FakeTelegram:
         self.unauthorized = False  # every call answered 401, as for a revoked token
         self.webhook_url = ""
         self.updates: list[dict[str, Any]] = []  # handed out once by getUpdates (polling)
+        # (chat id, message id) -> what the chat shows: text or caption, and the markup.
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._message_ids = itertools.count(100)
         self._changed = asyncio.Event()
         self.app = web.Application()
@@ -72,6 +79,14 @@ class FakeTelegram:
     def delivered(self, chat_id: int | None = None) -> list[Call]:
         """sendMessage calls that Telegram answered with OK (what the user actually got)."""
         return [call for call in self.of("sendMessage", chat_id) if call.ok]
+
+    def show(self, chat_id: int, message_id: int, text: str = "…") -> None:
+        """A message in the chat that the fake did not send (one a test taps a button on)."""
+        self.messages.setdefault((chat_id, message_id), {"text": text, "reply_markup": None})
+
+    def delete(self, chat_id: int, message_id: int) -> None:
+        """The buyer deletes a message in the app: later edits of it fail."""
+        del self.messages[(chat_id, message_id)]
 
     def of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [
@@ -120,7 +135,11 @@ class FakeTelegram:
         if self.unauthorized:
             error = {"ok": False, "error_code": 401, "description": "Unauthorized"}
             return web.json_response(error, status=401)
-        error = self._scripted_error(method, params) or _html_error(params)
+        error = (
+            self._scripted_error(method, params)
+            or _html_error(params)
+            or self._message_error(method, params)
+        )
         if error is not None:
             return web.json_response(error, status=error["error_code"])
         call.ok = True
@@ -153,6 +172,22 @@ class FakeTelegram:
             }
         return None
 
+    def _message_error(self, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Telegram's 400 for an edit or delete of a message the chat does not show, and
+        for an edit that changes nothing."""
+        if not (method.startswith("edit") or method == "deleteMessage") or "chat_id" not in params:
+            return None
+        shown = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if shown is None:
+            verb = "delete" if method == "deleteMessage" else "edit"
+            return _bad_request(f"message to {verb} not found")
+        if method.startswith("edit") and _content(method, params, shown) == shown:
+            return _bad_request(
+                "message is not modified: specified new message content and reply markup "
+                "are exactly the same as a current content and reply markup of the message"
+            )
+        return None
+
     def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
             return BOT_USER
@@ -171,8 +206,14 @@ class FakeTelegram:
         if method == "getUpdates":
             updates, self.updates = self.updates, []
             return updates
+        if method == "deleteMessage":
+            del self.messages[(int(params["chat_id"]), int(params["message_id"]))]
+            return True
         if method.startswith("send") or method.startswith("edit"):
-            return self._message(method, params)
+            message = self._message(method, params)
+            key = (message["chat"]["id"], message["message_id"])
+            self.messages[key] = _content(method, params, self.messages.get(key, {}))
+            return message
         return True
 
     def _message(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +237,19 @@ class FakeTelegram:
         if "caption" in params:
             message["caption"] = params["caption"]
         return message
+
+
+def _bad_request(reason: str) -> dict[str, Any]:
+    return {"ok": False, "error_code": 400, "description": f"Bad Request: {reason}"}
+
+
+def _content(method: str, params: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
+    """What the chat shows after `method`: an edit of the buttons keeps the text, any
+    other edit or send replaces both (an edit without `reply_markup` removes the buttons)."""
+    text = params.get("text", params.get("caption"))
+    if method == "editMessageReplyMarkup":
+        text = shown.get("text")
+    return {"text": text, "reply_markup": params.get("reply_markup") or None}
 
 
 def _html_error(params: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,8 +2,9 @@
 
 The msgids are extracted from the source itself (`_()` and `ngettext()` in bot/ and web/),
 so a new text without translations fails here, not silently in front of a user (gettext
-falls back to the English source), and an entry no source uses any more fails too. A plural text must be a plural entry with every form
-its language's `Plural-Forms` asks for, and every form keeps the msgid's placeholders.
+falls back to the English source), and an entry no source uses any more fails too. A
+plural text must be a plural entry with every form its language's `Plural-Forms` asks
+for, and every form keeps the msgid's placeholders.
 """
 
 from __future__ import annotations

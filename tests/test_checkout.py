@@ -11,16 +11,27 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from bot.texts import format_moment
 from db.clock import to_datetime
-from db.orders import order_code, order_id_from_code
+from db.orders import (
+    CHECKOUT_CLAIM_MS,
+    Order,
+    claim_checkout,
+    get_order_by_id,
+    open_order,
+    order_code,
+    order_id_from_code,
+)
+from db.schema import orders
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import Call, FakeTelegram
 from tests.providers.click.helpers import ClickCaller
 from tests.providers.payme.helpers import PaymeCaller, account
 from web.app import create_app
-from web.settings import SettingsError, load_settings
+from web.keys import DATABASE
+from web.settings import Settings, SettingsError, load_settings
 
 USER = 6061001
 TOKEN = "123456789:AAE_test_token_for_the_fake_bot_api_0123"
@@ -232,3 +243,103 @@ async def test_two_taps_at_once_send_one_checkout(
     await tg.press(USER, "buy:PRO", message_id=300)
     assert len(checkouts(telegram)) == 1
     assert telegram.of("editMessageText", USER)[-1].text.startswith("🧾 Order #")
+
+
+async def user_orders(client: TestClient) -> list[Order]:
+    async with client.server.app[DATABASE].read() as conn:
+        rows = await conn.execute(select(orders).where(orders.c.user_id == USER))
+        return [await get_order_by_id(conn, row.id) for row in rows]
+
+
+async def test_a_deleted_checkout_is_sent_again_for_the_same_order(
+    tg: Telegram, telegram: FakeTelegram, client: TestClient
+) -> None:
+    """The buyer deleted the checkout message: the next tap on the tariff cannot edit it,
+    so a new one comes, for the same order, and the payment marks the new one paid."""
+    await tg.press(USER, "lang:en")
+    await tg.press(USER, "buy:PLUS", message_id=300)
+    [first] = checkouts(telegram)
+    [order] = await user_orders(client)
+    assert order.checkout_message_id is not None and order.checkout_message_id > 0
+    telegram.delete(USER, order.checkout_message_id)
+    await tg.press(USER, "buy:PLUS", message_id=300)
+    failed = telegram.of("editMessageText", USER)[-1]
+    assert not failed.ok and failed.params["message_id"] == order.checkout_message_id
+    second = checkouts(telegram)[-1]
+    assert second is not first and second.ok and second.text == first.text
+    [again] = await user_orders(client)
+    assert again.id == order.id and again.checkout_message_id not in (
+        None,
+        order.checkout_message_id,
+    )
+    await pay_click(client, second, 7101)
+    paid = await telegram.wait_for("editMessageText", lambda c: "Paid" in c.text)
+    assert paid.ok and paid.params["message_id"] == again.checkout_message_id
+
+
+async def test_a_menu_tap_on_a_deleted_message_answers_anew(
+    tg: Telegram, telegram: FakeTelegram
+) -> None:
+    await tg.press(USER, "lang:en", message_id=400)
+    assert telegram.of("editMessageText", USER)[-1].ok  # the language message, edited
+    telegram.delete(USER, 400)  # deleted in the app while Telegram still delivers the tap
+    await tg.send(
+        {
+            "callback_query": {
+                "id": "late-tap",
+                "from": {"id": USER, "is_bot": False, "first_name": "U", "language_code": "en"},
+                "chat_instance": "ci",
+                "data": "menu:myplan",
+                "message": {"message_id": 400, "date": 1, "chat": {"id": USER, "type": "private"}},
+            }
+        }
+    )
+    assert not telegram.of("editMessageText", USER)[-1].ok
+    answer = telegram.of("sendMessage", USER)[-1]
+    assert answer.ok and answer.text == "You have no active plan."
+
+
+async def test_a_second_tap_on_the_same_screen_changes_nothing(
+    tg: Telegram, telegram: FakeTelegram
+) -> None:
+    """Telegram refuses an edit to the same text and buttons ("message is not
+    modified"): the tap is answered and nothing new is sent."""
+    await tg.press(USER, "lang:en", message_id=400)
+    await tg.press(USER, "menu:myplan", message_id=400)
+    await tg.press(USER, "menu:myplan", message_id=400)
+    refused = telegram.of("editMessageText", USER)[-1]
+    assert not refused.ok and refused.text == "You have no active plan."
+    assert telegram.of("sendMessage", USER) == []
+    assert len(telegram.of("answerCallbackQuery")) == 3
+    await tg.press(USER, "lang:en", message_id=400)  # the same language again: the same
+    assert telegram.of("answerCallbackQuery")[-1].params["text"] == "Language: English"
+
+
+async def test_a_claim_left_by_a_crashed_send_expires(
+    tg: Telegram, telegram: FakeTelegram, client: TestClient, clock: FakeClock, settings: Settings
+) -> None:
+    """A process that claimed the checkout message and died before storing its id: taps
+    within CHECKOUT_CLAIM_MS wait for it, the first after it sends the checkout."""
+    await tg.press(USER, "lang:en")
+    async with client.server.app[DATABASE].transaction() as conn:
+        order = await open_order(conn, USER, settings.tariffs["PRO"], to_datetime(clock.now))
+        assert await claim_checkout(conn, order, USER, clock.now)
+    clock.advance(seconds=CHECKOUT_CLAIM_MS / 1000 - 1)
+    await tg.press(USER, "buy:PRO")
+    assert checkouts(telegram) == []
+    toast = telegram.of("answerCallbackQuery")[-1].params["text"]
+    assert toast == f"Your order #{order.code} is in the message above."
+    clock.advance(seconds=1)
+    await tg.press(USER, "buy:PRO")
+    [sent] = checkouts(telegram)
+    assert sent.ok and sent.text.startswith(f"🧾 Order #{order.code}\n")
+    [stored] = await user_orders(client)
+    assert (stored.id, stored.checkout_message_id) == (order.id, sent_id(telegram, sent))
+
+
+def sent_id(telegram: FakeTelegram, call: Call) -> int:
+    """The message id the fake gave a sent message (the one showing its text)."""
+    [(_chat, message_id)] = [
+        key for key, shown in telegram.messages.items() if shown["text"] == call.text
+    ]
+    return message_id

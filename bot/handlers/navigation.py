@@ -13,10 +13,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 
 async def show_in_place(
-    query: CallbackQuery, bot: Bot, text: str, markup: InlineKeyboardMarkup | None
+    query: CallbackQuery,
+    bot: Bot,
+    text: str,
+    markup: InlineKeyboardMarkup | None,
+    toast: str | None = None,
 ) -> Message | None:
-    """Answer the tap and put `text` on the tapped message; the message shown, when known."""
-    await query.answer()
+    """Answer the tap (with `toast`, if any) and put `text` on the tapped message; the
+    message shown, when known."""
+    await query.answer(toast)
     message = query.message
     if isinstance(message, Message):
         try:

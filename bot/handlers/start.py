@@ -61,12 +61,9 @@ async def language_chosen(
     async with db.transaction() as conn:
         await set_language(conn, user.id, callback_data.code)
     with i18n.use_locale(callback_data.code):
-        await query.answer(_("Language: English"))
-        if isinstance(query.message, Message):
-            await query.message.edit_text(
-                greeting() if first_time else _("Language: English"),
-                reply_markup=keyboards.main_menu(),
-            )
+        chosen = _("Language: English")
+        text = greeting() if first_time else chosen
+        await show_in_place(query, bot, text, keyboards.main_menu(), toast=chosen)
         chat_id = query.message.chat.id if query.message else user.id
         await set_chat_menu(bot, chat_id, admin=user.id in admin_ids)
 

@@ -23,8 +23,9 @@ from db import ledger
 from db.clock import Clock, to_datetime
 from db.database import Database
 from db.orders import (
-    CHECKOUT_BEING_SENT,
     Order,
+    checkout_being_sent,
+    checkout_shown,
     claim_checkout,
     open_order,
     release_checkout,
@@ -32,6 +33,10 @@ from db.orders import (
 )
 from db.tariffs import Tariff, tariff_name
 from db.users import User
+
+# The checkout message's send gives up after this (aiogram's default is 60 s), well
+# within db/orders.CHECKOUT_CLAIM_MS: a send still under way never loses its claim.
+CHECKOUT_SEND_SECONDS = 15
 
 
 def tariffs_text(
@@ -151,7 +156,6 @@ async def buy(
     async with db.transaction() as conn:
         order = await open_order(conn, user.id, tariff, to_datetime(now_ms))
         periods = await ledger.user_periods(conn, user.id)
-        first = order.checkout_message_id is None and await claim_checkout(conn, order.id, chat_id)
     me = await bot.me()
     language = i18n.current_locale
     text = checkout_text(
@@ -165,29 +169,37 @@ async def buy(
     markup = keyboards.pay(
         [(m.title, m.link.url(order, language, me.username)) for m in payment_methods]
     )
-    if not first and (
-        order.checkout_message_id in (None, CHECKOUT_BEING_SENT)  # another tap is sending it
-        or await _refresh(bot, order, text, markup)
+    if (checkout_shown(order) and await _refresh(bot, order, text, markup)) or (
+        checkout_being_sent(order, now_ms)  # another tap is sending it
+        or not await _claim(db, order, chat_id, now_ms)  # another tap has just claimed it
     ):
         # One checkout message per order: the one shown already, brought up to date.
         await query.answer(_("Your order #{code} is in the message above.").format(code=order.code))
         return
     await query.answer()
     try:
-        sent = await bot.send_message(chat_id, text, reply_markup=markup)
+        sent = await bot.send_message(
+            chat_id, text, reply_markup=markup, request_timeout=CHECKOUT_SEND_SECONDS
+        )
     except Exception:
         async with db.transaction() as conn:
-            await release_checkout(conn, order.id)
+            await release_checkout(conn, order.id, now_ms)
         raise
     async with db.transaction() as conn:
         await set_checkout_message(conn, order.id, sent.chat.id, sent.message_id)
 
 
+async def _claim(db: Database, order: Order, chat_id: int, now_ms: int) -> bool:
+    """The right to send this order's checkout message (none yet, a stale claim, or the
+    shown one is gone): True for exactly one of concurrent taps."""
+    async with db.transaction() as conn:
+        return await claim_checkout(conn, order, chat_id, now_ms)
+
+
 async def _refresh(bot: Bot, order: Order, text: str, markup: InlineKeyboardMarkup) -> bool:
-    """Edit the order's checkout message; False when there is none yet or it is gone
-    (deleted by the buyer), so a new one is sent."""
-    if order.checkout_chat_id is None or order.checkout_message_id is None:
-        return False
+    """Edit the order's checkout message; False when it is gone (deleted by the buyer,
+    too old to edit), so a new one is sent."""
+    assert order.checkout_chat_id is not None and order.checkout_message_id is not None
     try:
         await bot.edit_message_text(
             text,
