@@ -10,6 +10,7 @@ for, and every form keeps the msgid's placeholders.
 from __future__ import annotations
 
 import re
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES_DIR
 from bot.texts import LANGUAGE_NAMES
 from web.providers.payme.protocol import MESSAGES
+from web.settings import SHIPPED_TARIFFS_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 LANGUAGES = ("uz", "ru", "en")
@@ -142,6 +144,19 @@ def test_uzbek_uses_the_official_apostrophes() -> None:
         assert not MISPLACED_TURNED_COMMA.search(text), f"ʻ not after o/g in {text!r}"
     joined = "\n".join(texts)
     assert "soʻm" in joined and "toʻlov" in joined and LANGUAGE_NAMES["uz"] == "Oʻzbekcha"
+
+
+def test_the_shipped_tariff_lines_use_the_official_apostrophes() -> None:
+    """tariffs.toml is a catalogue too: its Uzbek lines follow the same rule, and every
+    tariff says what it gives in each language."""
+    with SHIPPED_TARIFFS_FILE.open("rb") as source:
+        shipped = tomllib.load(source)["tariffs"]
+    for code, tariff in shipped.items():
+        features = tariff["features"]
+        assert sorted(features) == sorted(LANGUAGES), code
+        for line in features["uz"]:
+            assert not WRONG_APOSTROPHE.search(line), f"{code}: apostrophe in {line!r}"
+            assert not MISPLACED_TURNED_COMMA.search(line), f"{code}: ʻ not after o/g in {line!r}"
 
 
 def test_payme_protocol_texts_stay_as_the_reference_writes_them() -> None:
