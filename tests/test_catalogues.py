@@ -179,11 +179,13 @@ def test_html_in_translations_matches_the_source(language: str) -> None:
     ("language", "phrase"),
     [
         ("uz", "u bergan kunlar"),  # a calque of "the days it gave"
+        ("uz", "toʻlov bergan kunlar"),
         ("uz", "ni bosing"),  # a command is sent (yuboring), a button is pressed
         ("uz", "standart"),
         ("ru", "дн."),  # no abbreviations in buyer texts: plural forms instead
         ("ru", "/tariffs, или"),  # no comma before a single "или"
         ("ru", "которые он дал"),
+        ("ru", "которые дал"),
         ("en", "Your plan {name}"),  # "Your PLUS plan"
         ("en", "the days it gave"),
     ],
