@@ -13,7 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.i18n import create_i18n
 from bot.texts import format_moment
+from bot.workers.notices import render
+from db import outbox
 from db.clock import to_datetime
 from db.orders import (
     CHECKOUT_CLAIM_MS,
@@ -343,3 +346,26 @@ def sent_id(telegram: FakeTelegram, call: Call) -> int:
         key for key, shown in telegram.messages.items() if shown["text"] == call.text
     ]
     return message_id
+
+
+@pytest.mark.parametrize(
+    ("payload", "footer"),
+    [
+        (  # as db/billing.py queues it now
+            {"tariff": "PRO", "amount": 3_900_000, "timeline": [], "removed_ms": 1,
+             "order_code": "0F7RD"},
+            "\n\nOrder: #0F7RD\nQuestions about a payment: /paysupport",
+        ),
+        (  # queued before the ledger and the order number: the pointer all the same
+            {"tariff": "PRO", "amount": 3_900_000, "expires_at": "2027-01-10T04:00:00+00:00"},
+            "(Tashkent time).\n\nQuestions about a payment: /paysupport",
+        ),
+    ],
+)  # fmt: skip
+def test_a_refund_names_the_order_and_ends_with_the_paysupport_line(
+    payload: dict[str, object], footer: str
+) -> None:
+    i18n = create_i18n("en")
+    with i18n.context(), i18n.use_locale("en"):
+        text, _markup = render(outbox.PAYMENT_REFUNDED, payload)
+    assert text.startswith("↩️ Your ") and "39\u00a0000" in text and text.endswith(footer)
