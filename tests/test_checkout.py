@@ -369,3 +369,21 @@ def test_a_refund_names_the_order_and_ends_with_the_paysupport_line(
     with i18n.context(), i18n.use_locale("en"):
         text, _markup = render(outbox.PAYMENT_REFUNDED, payload)
     assert text.startswith("↩️ Your ") and "39\u00a0000" in text and text.endswith(footer)
+
+
+async def test_two_taps_after_the_checkout_was_deleted_send_one(
+    tg: Telegram, telegram: FakeTelegram, client: TestClient
+) -> None:
+    """The message is gone for both taps: the claim (compare and swap on the stored id)
+    lets one of them send the new checkout."""
+    await tg.press(USER, "buy:PRO", message_id=300)
+    [order] = await user_orders(client)
+    assert order.checkout_message_id is not None
+    telegram.delete(USER, order.checkout_message_id)
+    telegram.send_latency = 0.3
+    await asyncio.gather(
+        tg.press(USER, "buy:PRO", message_id=300), tg.press(USER, "buy:PRO", message_id=300)
+    )
+    assert len(checkouts(telegram)) == 2  # the first one and one new one
+    [again] = await user_orders(client)
+    assert again.checkout_message_id == sent_id(telegram, checkouts(telegram)[-1])
