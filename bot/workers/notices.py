@@ -9,6 +9,7 @@ from aiogram import Bot, html
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot import keyboards
 from bot.admin import notices as admin_notices
@@ -20,7 +21,7 @@ from bot.texts import (
     receipt_text,
     timeline_text,
 )
-from db import admin_alerts, outbox
+from db import admin_alerts, gifts, outbox
 from db.tariffs import tariff_name
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
             int(payload["order_id"]),  # type: ignore[call-overload]
             fiscal=payload.get("provider") == "payme",
         )
+    if kind == gifts.GIFT_RECEIVED:
+        return _gift(payload, name), keyboards.my_plan()
     if kind in (outbox.PAYMENT_RECEIVED, outbox.PAYMENT_REFUNDED) and "timeline" in payload:
         text = _ledger_notice(kind, payload, name, amount)
         if payload.get("test"):
@@ -79,6 +82,22 @@ def _stretches(payload: dict[str, object]) -> list[tuple[str, int]]:
     if not isinstance(raw, list):
         return []
     return [(str(item[0]), int(item[2])) for item in raw if isinstance(item, list)]
+
+
+def _gift(payload: dict[str, object], name: str) -> str:
+    """An admin's gift of days (db/gifts.py), with the plan it gives."""
+    days = int(payload.get("days") or 0)  # type: ignore[call-overload]
+    text = ngettext(
+        "🎁 You got {days} day of {name} as a gift.",
+        "🎁 You got {days} days of {name} as a gift.",
+        days,
+    ).format(days=days, name=name)
+    stretches = _stretches(payload)
+    if stretches:
+        text += "\n" + _("Your plan: {timeline} (Tashkent time).").format(
+            timeline=timeline_text(stretches)
+        )
+    return text
 
 
 def _receipt(payload: dict[str, object], name: str) -> str:
