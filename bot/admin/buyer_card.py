@@ -41,12 +41,13 @@ def days_of(days: int, tariff: str) -> str:
     )
 
 
-def plan_line(timeline: ledger.Timeline, now_ms: int) -> str:
+def plan_ahead(timeline: ledger.Timeline, now_ms: int) -> str:
+    """The plan still to run, as /myplan words it, or "none"."""
     ahead = timeline.ahead(now_ms)
     if not ahead:
-        return _("Plan: none")
+        return _("none")
     stretches = timeline_text([(s.tariff, s.end) for s in ahead])
-    return _("Plan: {timeline} (Tashkent time)").format(timeline=stretches)
+    return _("{moment} (Tashkent time)").format(moment=stretches)
 
 
 def buyer_name(user: User) -> str:
@@ -108,7 +109,7 @@ async def render_card(
         "👤 " + html.bold(buyer_name(user)),
         _("ID: {id}").format(id=html.code(str(user.id))) + handle,
         _("Language: {language}").format(language=language),
-        plan_line(timeline, now_ms),
+        _("Plan: {plan}").format(plan=plan_ahead(timeline, now_ms)),
         "",
         html.bold(_("Periods")) if periods else _("No periods."),
         *[period_line(p, timeline.fates.get(p.id), by_period.get(p.id)) for p in periods],
@@ -155,7 +156,7 @@ async def user_command(
 ) -> None:
     who = (command.args or "").strip()
     if not who:
-        await message.answer(_("Usage: /user <id or @username>"))
+        await message.answer(html.quote(_("Usage: /user 123456 or /user @username")))
         return
     async with db.read() as conn:
         user = await gifts.find_buyer(conn, who)
@@ -193,9 +194,11 @@ def unknown_buyer(who: str) -> str:
 
 
 def gift_usage() -> str:
-    return _(
-        "Usage: /gift <user id or @username> <tariff: {tariffs}> <days, 1–{max}> <reason>"
-    ).format(tariffs=", ".join(TARIFF_CODES), max=MAX_GIFT_DAYS)
+    text = _(
+        "Usage: /gift ID TARIFF DAYS REASON\n"
+        "ID: the buyer's id or @username; TARIFF: {tariffs}; DAYS: 1–{max}"
+    )
+    return html.quote(text.format(tariffs=", ".join(TARIFF_CODES), max=MAX_GIFT_DAYS))
 
 
 def gift_request(args: str) -> tuple[str, str, int, str] | None:
@@ -237,7 +240,7 @@ async def gift_command(
                 buyer=buyer_name(buyer), days=days_of(days, tariff)
             ),
             _("Reason: {reason}").format(reason=html.quote(reason)),
-            _("Their plan with it: {plan}").format(plan=plan_line(after, now_ms)),
+            _("Their plan with the gift: {plan}").format(plan=plan_ahead(after, now_ms)),
             "",
             _("The buyer is told. A gift is not a payment: it is never counted as revenue."),
         ]
@@ -277,7 +280,7 @@ async def decide_gift(
                 buyer=buyer_name(buyer), days=days_of(gift.days, gift.tariff)
             ),
             _("Reason: {reason}").format(reason=html.quote(gift.reason)),
-            plan_line(timeline, now_ms),
+            _("Plan: {plan}").format(plan=plan_ahead(timeline, now_ms)),
         ]
     )
     builder = InlineKeyboardBuilder()
