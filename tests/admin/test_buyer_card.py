@@ -13,7 +13,7 @@ import openpyxl
 from sqlalchemy import func, select, update
 
 from db import ledger
-from db.clock import to_ms
+from db.clock import to_datetime, to_ms
 from db.schema import gifts, notifications, periods, users
 from tests.admin.helpers import (
     ADMIN,
@@ -264,3 +264,27 @@ async def test_a_reason_full_of_markup_is_escaped_everywhere(
     await press_on(tg, card, take["callback_data"])
     question = screen(telegram)
     assert question.ok and re.search(r"reason: <b>bonus</b> & ", plain(question.text))
+
+
+async def test_a_plan_from_before_the_ledger_is_shown_and_the_preview_is_what_is_granted(
+    tg: Telegram, telegram: FakeTelegram, shop: dict[str, int], client, clock: FakeClock
+) -> None:
+    db = client.server.app[DATABASE]
+    async with db.transaction() as conn:  # a plan in the cache only, no periods
+        await conn.execute(
+            update(users)
+            .where(users.c.id == 1003)
+            .values(tariff="PRO", tariff_expires_at=to_datetime(clock.now + 5 * DAY))
+        )
+    await tg.message(ADMIN, "/user 1003")
+    text = plain(screen(telegram).text)
+    assert "Plan: PRO until 15.11.2026 13:00 (Tashkent time)" in text
+    assert "opening (plan from before the ledger)" in text
+    preview = await ask_gift(tg, telegram, "/gift 1003 PLUS 7 welcome")
+    expected = "PRO until 15.11.2026 13:00, then PLUS until 22.11.2026 13:00 (Tashkent time)"
+    assert f"Their plan with the gift: {expected}" in plain(preview.text)
+    await press_on(tg, preview, button(preview, "✅ Confirm"))
+    assert f"Plan: {expected}" in plain(screen(telegram).text)
+    async with db.read() as conn:
+        kinds = sorted(await conn.scalars(select(periods.c.kind)))
+    assert kinds == ["gift", "opening"]
