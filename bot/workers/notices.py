@@ -41,8 +41,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
             int(payload["order_id"]),  # type: ignore[call-overload]
             fiscal=payload.get("provider") == "payme",
         )
-    if kind == gifts.GIFT_RECEIVED:
-        return _gift(payload, name), keyboards.my_plan()
+    if kind in (gifts.GIFT_RECEIVED, gifts.GIFT_TAKEN_BACK):
+        return _gift(kind, payload, name), keyboards.my_plan()
     if kind in (outbox.PAYMENT_RECEIVED, outbox.PAYMENT_REFUNDED) and "timeline" in payload:
         text = _ledger_notice(kind, payload, name, amount)
         if payload.get("test"):
@@ -84,20 +84,28 @@ def _stretches(payload: dict[str, object]) -> list[tuple[str, int]]:
     return [(str(item[0]), int(item[2])) for item in raw if isinstance(item, list)]
 
 
-def _gift(payload: dict[str, object], name: str) -> str:
-    """An admin's gift of days (db/gifts.py), with the plan it gives."""
+def _gift(kind: str, payload: dict[str, object], name: str) -> str:
+    """An admin's gift of days granted or taken back (db/gifts.py), and the plan now."""
     days = int(payload.get("days") or 0)  # type: ignore[call-overload]
-    text = ngettext(
-        "🎁 You got {days} day of {name} as a gift.",
-        "🎁 You got {days} days of {name} as a gift.",
-        days,
-    ).format(days=days, name=name)
-    stretches = _stretches(payload)
-    if stretches:
-        text += "\n" + _("Your plan: {timeline} (Tashkent time).").format(
-            timeline=timeline_text(stretches)
+    if kind == gifts.GIFT_RECEIVED:
+        text = ngettext(
+            "🎁 You got {days} day of {name} as a gift.",
+            "🎁 You got {days} days of {name} as a gift.",
+            days,
         )
-    return text
+    else:
+        text = ngettext(
+            "↩️ The gift of {days} day of {name} was taken back.",
+            "↩️ The gift of {days} days of {name} was taken back.",
+            days,
+        )
+    stretches = _stretches(payload)
+    plan = (
+        _("Your plan: {timeline} (Tashkent time).").format(timeline=timeline_text(stretches))
+        if stretches
+        else _("You have no active plan.")
+    )
+    return text.format(days=days, name=name) + "\n" + plan
 
 
 def _receipt(payload: dict[str, object], name: str) -> str:

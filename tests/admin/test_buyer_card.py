@@ -240,8 +240,18 @@ async def test_take_back_removes_the_gift_and_moves_a_later_period_earlier(
     async with db.read() as conn:
         user = (await conn.execute(select(users).where(users.c.id == 1001))).one()
         timeline = await ledger.user_timeline(conn, 1001)
+        kinds = list(
+            await conn.scalars(select(notifications.c.kind).where(notifications.c.user_id == 1001))
+        )
     assert user.tariff == "PLUS" and timeline.end == clock.now + 30 * DAY
     assert to_ms(user.tariff_expires_at) == clock.now + 30 * DAY
+    assert kinds == ["gift_received", "gift_taken_back"]
+    told = await telegram.wait_for(
+        "sendMessage", lambda c: c.params.get("chat_id") == 1001 and "↩️" in c.text
+    )  # the buyer chose no language: the default, Uzbek
+    first, plan = plain(told.text).splitlines()
+    assert first == "↩️ 10 kunlik PLUS sovgʻasi qaytarib olindi."
+    assert plan.startswith("Tarifingiz: PLUS") and "12.12.2026 13:00" in plan
 
 
 async def test_a_reason_full_of_markup_is_escaped_everywhere(
