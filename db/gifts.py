@@ -20,7 +20,9 @@ from db.clock import to_datetime, to_ms
 from db.schema import gifts, users
 from db.users import User, get_user
 
-GIFT_RECEIVED = "gift_received"  # the buyer's outbox notice (bot/workers/notices.py)
+# The buyer's outbox notices (bot/workers/notices.py)
+GIFT_RECEIVED = "gift_received"
+GIFT_TAKEN_BACK = "gift_taken_back"
 
 
 class GiftStatus(StrEnum):
@@ -158,19 +160,26 @@ async def grant(conn: AsyncConnection, gift_id: int, now_ms: int) -> ledger.Time
         conn, gift.user_id, gift.tariff, gift.days * ledger.DAY_MS, now_ms
     )
     await conn.execute(update(gifts).where(gifts.c.id == gift_id).values(period_id=period_id))
+    await _tell(conn, GIFT_RECEIVED, gift, timeline, now_ms)
+    return timeline
+
+
+async def _tell(
+    conn: AsyncConnection, kind: str, gift: Gift, timeline: ledger.Timeline, now_ms: int
+) -> None:
+    """Queue the buyer's notice of a gift granted or taken back, once per gift."""
     await outbox.enqueue(
         conn,
         gift.user_id,
-        GIFT_RECEIVED,
+        kind,
         {
             "tariff": gift.tariff,
             "days": gift.days,
             "timeline": ledger.describe(timeline.ahead(now_ms)),
         },
         to_datetime(now_ms),
-        dedupe_key=f"{GIFT_RECEIVED}:{gift_id}",
+        dedupe_key=f"{kind}:{gift.id}",
     )
-    return timeline
 
 
 async def cancel(conn: AsyncConnection, gift_id: int, now_ms: int) -> bool:
@@ -181,8 +190,9 @@ async def take_back(
     conn: AsyncConnection, gift_id: int, admin_id: int, now_ms: int
 ) -> ledger.Removal | None:
     """Remove a granted gift's period as a refund removes a payment's (its unused part
-    goes, later periods move earlier). None when it was not granted (or taken back
-    already): one conditional UPDATE, so two presses take back once."""
+    goes, later periods move earlier) and tell the buyer when days went. None when it
+    was not granted (or taken back already): one conditional UPDATE, so two presses
+    take back once."""
     result = await conn.execute(
         update(gifts)
         .where(gifts.c.id == gift_id, gifts.c.status == GiftStatus.GRANTED)
@@ -193,4 +203,7 @@ async def take_back(
     gift = await get_gift(conn, gift_id)
     assert gift is not None and gift.period_id is not None
     await get_user(conn, gift.user_id, lock=True)
-    return await ledger.take_back_gift(conn, gift.user_id, gift.period_id, now_ms)
+    removal = await ledger.take_back_gift(conn, gift.user_id, gift.period_id, now_ms)
+    if removal.removed_ms:
+        await _tell(conn, GIFT_TAKEN_BACK, gift, removal.after, now_ms)
+    return removal

@@ -96,7 +96,7 @@ async def render_card(
         user = await get_user(conn, user_id)
         if user is None:
             return None
-        periods = await ledger.user_periods(conn, user_id)
+        periods = gifts.known_periods(await ledger.user_periods(conn, user_id), user, now_ms)
         given = await gifts.user_gifts(conn, user_id)
         lines = await admin_queries.search(conn, Filters(user_id=user_id), PAYMENTS_SHOWN)
         count = await admin_queries.totals(conn, Filters(user_id=user_id))
@@ -230,7 +230,8 @@ async def gift_command(
         buyer = await gifts.find_buyer(conn, who)
         if buyer is not None:
             gift = await gifts.ask(conn, buyer.id, tariff, days, reason, user.id, now_ms)
-            after = gifts.preview(await ledger.user_periods(conn, buyer.id), gift, now_ms)
+            periods = await ledger.user_periods(conn, buyer.id)
+            after = gifts.preview(gifts.known_periods(periods, buyer, now_ms), gift, now_ms)
     if buyer is None:
         await message.answer(unknown_buyer(who))
         return
