@@ -56,8 +56,9 @@ def _gift(row: object) -> Gift:
 async def find_buyer(conn: AsyncConnection, who: str) -> User | None:
     """`123456` by id, `@name` or `name` by username in any case (the indexed lower())."""
     who = who.strip()
-    if who.isdigit():
-        return await get_user(conn, int(who))
+    if who.isascii() and who.isdigit():
+        number = int(who)  # a Telegram id; past BIGINT it names nobody
+        return await get_user(conn, number) if number < 2**63 else None
     name = who.removeprefix("@").lower()
     if not name:
         return None

@@ -69,8 +69,9 @@ async def test_unknown_user_and_non_admins(
 ) -> None:
     await tg.message(ADMIN, "/user @nobody<&>")
     assert screen(telegram).text == "No buyer with the id or username “@nobody&lt;&amp;&gt;”."
-    await tg.message(ADMIN, "/user 424242")
-    assert plain(screen(telegram).text) == "No buyer with the id or username “424242”."
+    for who in ("424242", "99999999999999999999999"):
+        await tg.message(ADMIN, f"/user {who}")
+        assert plain(screen(telegram).text) == f"No buyer with the id or username “{who}”."
     await tg.message(ADMIN, "/user")
     assert screen(telegram).text == "Usage: /user 123456 or /user @username"
     for command in ("/user 1001", "/gift 1001 PLUS 7 thanks"):
