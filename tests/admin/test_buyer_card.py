@@ -299,3 +299,18 @@ async def test_a_plan_from_before_the_ledger_is_shown_and_the_preview_is_what_is
     async with db.read() as conn:
         kinds = sorted(await conn.scalars(select(periods.c.kind)))
     assert kinds == ["gift", "opening"]
+
+
+async def test_a_long_ledger_shows_the_newest_periods_and_counts_the_rest(
+    tg: Telegram, telegram: FakeTelegram, shop: dict[str, int], client, clock: FakeClock
+) -> None:
+    async with client.server.app[DATABASE].transaction() as conn:
+        for day in range(12):
+            await ledger.add_gift(conn, 1002, "PLUS", DAY, clock.now + day)
+    await tg.message(ADMIN, "/user 1002")
+    lines = plain(screen(telegram).text).splitlines()
+    start = lines.index("Periods")
+    assert lines[start + 1] == "Earlier periods not shown: 2"
+    shown = [line for line in lines if line.startswith("• PLUS")]
+    assert len(shown) == 10 and all(line.endswith(" · gift") for line in shown)
+    assert "Plan: PLUS until 22.11.2026 13:00 (Tashkent time)" in lines
