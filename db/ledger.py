@@ -37,6 +37,9 @@ from db.schema import periods, users
 from db.tariffs import CATALOGUE_BY_CODE
 
 DAY_MS = 86_400_000
+# What made a period (`periods.kind`): a credited payment, the migration of the one-row
+# model (0005), or an admin's gift (db/gifts.py). Only a payment is ever money.
+PAYMENT, OPENING, GIFT = "payment", "opening", "gift"
 
 
 def rank(tariff: str) -> int:
@@ -48,7 +51,7 @@ def rank(tariff: str) -> int:
 @dataclass(frozen=True)
 class Period:
     """One credited payment's time (`payment_id` None: an opening period from the
-    migration of the one-row model)."""
+    migration of the one-row model, or an admin's gift; `kind` says which)."""
 
     id: int
     user_id: int
@@ -57,6 +60,7 @@ class Period:
     duration_ms: int
     credited_at: int  # ms
     refunded_at: int | None  # ms
+    kind: str = PAYMENT
 
 
 @dataclass(frozen=True)
@@ -210,17 +214,42 @@ async def add_period(
     now_ms: int,
 ) -> Timeline:
     """Credit one period (the caller holds the user's row lock) and refresh the cache."""
+    await _credit(conn, user_id, payment_id, tariff, duration_ms, now_ms, PAYMENT)
+    return await sync_user(conn, user_id)
+
+
+async def add_gift(
+    conn: AsyncConnection, user_id: int, tariff: str, duration_ms: int, now_ms: int
+) -> tuple[int, Timeline]:
+    """Credit an admin's gift as a period of kind `gift` (the caller holds the user's
+    row lock): the same rules as a paid period, no payment. Returns the period's id."""
+    period_id = await _credit(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
+    return period_id, await sync_user(conn, user_id)
+
+
+async def _credit(
+    conn: AsyncConnection,
+    user_id: int,
+    payment_id: int | None,
+    tariff: str,
+    duration_ms: int,
+    now_ms: int,
+    kind: str,
+) -> int:
     await _adopt_cached_plan(conn, user_id, now_ms)
-    await conn.execute(
-        insert(periods).values(
+    inserted = await conn.execute(
+        insert(periods)
+        .values(
             user_id=user_id,
             payment_id=payment_id,
             tariff=tariff,
             duration_ms=duration_ms,
             credited_at=now_ms,
+            kind=kind,
         )
+        .returning(periods.c.id)
     )
-    return await sync_user(conn, user_id)
+    return int(inserted.scalar_one())
 
 
 @dataclass(frozen=True)
@@ -247,6 +276,30 @@ async def refund_period(
     target = next((p for p in ledger if p.payment_id == payment_id and p.refunded_at is None), None)
     if target is None:
         return await _refund_from_opening(conn, user_id, ledger, before, fallback_ms, now_ms)
+    return await _remove(conn, user_id, target, before, now_ms)
+
+
+async def take_back_gift(
+    conn: AsyncConnection, user_id: int, period_id: int, now_ms: int
+) -> Removal:
+    """Remove a gift period at `now_ms` exactly as a refund removes a payment's period
+    (the unused part goes, later periods move earlier; the caller holds the user's row
+    lock). A gift already taken back removes nothing."""
+    ledger = await user_periods(conn, user_id)
+    before = compute(ledger)
+    target = next(
+        (p for p in ledger if p.id == period_id and p.kind == GIFT and p.refunded_at is None),
+        None,
+    )
+    if target is None:
+        return Removal(0, before, before)
+    return await _remove(conn, user_id, target, before, now_ms)
+
+
+async def _remove(
+    conn: AsyncConnection, user_id: int, target: Period, before: Timeline, now_ms: int
+) -> Removal:
+    """Mark `target` removed at `now_ms` and rewrite the cache."""
     await conn.execute(update(periods).where(periods.c.id == target.id).values(refunded_at=now_ms))
     after = await sync_user(conn, user_id)
     return Removal(after.fates[target.id].removed_ms, before, after)
@@ -274,6 +327,7 @@ async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -
                 tariff=row.tariff,
                 duration_ms=left,
                 credited_at=now_ms,
+                kind=OPENING,
             )
         )
 
@@ -288,7 +342,7 @@ async def _refund_from_opening(
 ) -> Removal:
     """Shorten the live opening period by min(`fallback_ms`, its unused time at now):
     the same effect as removing that much of its unused part."""
-    opening = next((p for p in ledger if p.payment_id is None and p.refunded_at is None), None)
+    opening = next((p for p in ledger if p.kind == OPENING and p.refunded_at is None), None)
     if opening is None or fallback_ms <= 0:
         return Removal(0, before, before)
     probe = [

@@ -183,6 +183,8 @@ periods = Table(
     Column("duration_ms", BigInteger, nullable=False),
     Column("credited_at", BigInteger, nullable=False),  # ms
     Column("refunded_at", BigInteger, nullable=True),  # ms
+    # payment | opening (migration 0005) | gift (an admin's, db/gifts.py; migration 0009)
+    Column("kind", String(8), nullable=False, server_default="payment"),
     Index("ix_periods_user_id", "user_id"),
 )
 
@@ -194,3 +196,25 @@ Index("ix_payments_create_time_id", payments.c.create_time, payments.c.id)
 Index("ix_payments_amount_create_time_id", payments.c.amount, payments.c.create_time, payments.c.id)
 Index("ix_payments_test_create_time_id", payments.c.test, payments.c.create_time, payments.c.id)
 Index("ix_payments_state_order_id", payments.c.state, payments.c.order_id)  # `double`
+
+
+# Days an admin gives a buyer (db/gifts.py, migration 0009). A row is written `pending`
+# by `/gift` and granted by a Confirm pressed on any instance; the granted time is a
+# ledger period of kind `gift` (`period_id`), never a payment, so it is never revenue.
+gifts = Table(
+    "gifts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id"), nullable=False),
+    Column("tariff", String(16), nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("granted_by", BigInteger, nullable=False),  # the admin's Telegram id
+    Column("status", String(16), nullable=False),  # pending | granted | cancelled | taken_back
+    Column("period_id", BigId, ForeignKey("periods.id"), nullable=True, unique=True),
+    Column("created_at", BigInteger, nullable=False),  # ms
+    Column("decided_at", BigInteger, nullable=True),  # ms: granted or cancelled
+    Column("taken_back_by", BigInteger, nullable=True),
+    Column("taken_back_at", BigInteger, nullable=True),  # ms
+    Index("ix_gifts_user_id", "user_id"),
+)

@@ -36,3 +36,31 @@ class RecordReversal(CallbackData, prefix="ar"):
     confirmed: bool
     page_time: int = 0
     page_id: int = 0
+
+
+class ShowBuyer(CallbackData, prefix="ab"):
+    """A buyer's card (bot/admin/buyer_card.py); from a payment's card it keeps that
+    card's place (payment and list page) for Back."""
+
+    user_id: int
+    payment_id: int = 0
+    page_time: int = 0
+    page_id: int = 0
+
+
+class DecideGift(CallbackData, prefix="ag"):
+    """Confirm or Cancel under a gift's preview; the gift itself is a pending row."""
+
+    gift_id: int
+    confirmed: bool
+
+
+class TakeBackGift(CallbackData, prefix="at"):
+    """Take a granted gift back: a question first, then (confirmed) the removal; the
+    card's place rides along for its Back."""
+
+    gift_id: int
+    confirmed: bool
+    payment_id: int = 0
+    page_time: int = 0
+    page_id: int = 0

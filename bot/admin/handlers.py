@@ -27,10 +27,11 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.admin import export, stats
+from bot.admin import buyer_card, export, stats
 from bot.admin import views as admin_views
-from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment, Way
+from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowBuyer, ShowPayment, Way
 from bot.admin.search import BadQuery, month_range, parse_query
+from bot.admin.views import query_of
 from bot.payment_methods import PaymentMethod
 from bot.texts import format_som
 from db import admin_queries
@@ -52,12 +53,6 @@ class IsAdmin(Filter):
     async def __call__(self, event: TelegramObject, admin_ids: frozenset[int]) -> bool:
         sender = getattr(event, "from_user", None)
         return sender is not None and sender.id in admin_ids
-
-
-def query_of(message: Message) -> str:
-    """The search a page or card was made for: its first line, as Telegram returns it."""
-    first = (message.text or "").split("\n", 1)[0]
-    return first[len(admin_views.QUERY_MARK) :] if first.startswith(admin_views.QUERY_MARK) else ""
 
 
 def page_keyboard(lines: list[PaymentLine], newer: bool, older: bool) -> InlineKeyboardMarkup:
@@ -180,6 +175,10 @@ def card_keyboard(
                 page_id=page.page_id,
             ),
         )
+    builder.button(
+        text=_("👤 Buyer"),
+        callback_data=ShowBuyer(user_id=line.user_id, **page.model_dump()),
+    )
     back_button(builder, page.page_time, page.page_id)
     builder.adjust(1)
     return builder.as_markup()
@@ -360,4 +359,5 @@ def create_router() -> Router:
     router.callback_query.register(payments_page, PaymentsPage.filter())
     router.callback_query.register(show_payment, ShowPayment.filter())
     router.callback_query.register(record_reversal, RecordReversal.filter())
+    buyer_card.register(router)
     return router

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from aiogram import html
+from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.texts import format_moment, format_som
@@ -74,6 +75,12 @@ def payment_row(number: int, line: PaymentLine, titles: Mapping[str, str]) -> st
             state_name(line.state) + test_mark(line),
         )
     )
+
+
+def query_of(message: Message) -> str:
+    """The search a page or card was made for: its first line, as Telegram returns it."""
+    first = (message.text or "").split("\n", 1)[0]
+    return first[len(QUERY_MARK) :] if first.startswith(QUERY_MARK) else ""
 
 
 def query_line(query: str) -> list[str]:

@@ -9,6 +9,7 @@ from aiogram import Bot, html
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot import keyboards
 from bot.admin import notices as admin_notices
@@ -21,7 +22,7 @@ from bot.texts import (
     receipt_text,
     timeline_text,
 )
-from db import admin_alerts, outbox
+from db import admin_alerts, gifts, outbox
 from db.tariffs import tariff_name
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
             int(payload["order_id"]),  # type: ignore[call-overload]
             fiscal=payload.get("provider") == "payme",
         )
+    if kind in (gifts.GIFT_RECEIVED, gifts.GIFT_TAKEN_BACK):
+        return _gift(kind, payload, name), keyboards.my_plan()
     if kind in (outbox.PAYMENT_RECEIVED, outbox.PAYMENT_REFUNDED) and "timeline" in payload:
         text = _ledger_notice(kind, payload, name, amount)
         if payload.get("test"):
@@ -83,6 +86,30 @@ def _stretches(payload: dict[str, object]) -> list[tuple[str, int]]:
     if not isinstance(raw, list):
         return []
     return [(str(item[0]), int(item[2])) for item in raw if isinstance(item, list)]
+
+
+def _gift(kind: str, payload: dict[str, object], name: str) -> str:
+    """An admin's gift of days granted or taken back (db/gifts.py), and the plan now."""
+    days = int(payload.get("days") or 0)  # type: ignore[call-overload]
+    if kind == gifts.GIFT_RECEIVED:
+        text = ngettext(
+            "🎁 You got {days} day of {name} as a gift.",
+            "🎁 You got {days} days of {name} as a gift.",
+            days,
+        )
+    else:
+        text = ngettext(
+            "↩️ The gift of {days} day of {name} was taken back.",
+            "↩️ The gift of {days} days of {name} was taken back.",
+            days,
+        )
+    stretches = _stretches(payload)
+    plan = (
+        _("Your plan: {timeline} (Tashkent time).").format(timeline=timeline_text(stretches))
+        if stretches
+        else _("You have no active plan.")
+    )
+    return text.format(days=days, name=name) + "\n" + plan
 
 
 def _receipt(payload: dict[str, object], name: str) -> str:

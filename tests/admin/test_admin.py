@@ -203,7 +203,9 @@ async def test_recording_a_click_reversal_takes_the_days_back(
     payment_id = seeded["p24"]  # Ali's paid Click PRO payment; Ali has PRO
     await tg.press(ADMIN, f"as:{payment_id}:0:0")
     details = telegram.of("editMessageText", ADMIN)[-1]
-    assert [b["callback_data"] for b in details.buttons] == [f"ar:{payment_id}:0:0:0", "ap:f:0:0"]
+    assert [b["callback_data"] for b in details.buttons] == [
+        f"ar:{payment_id}:0:0:0", f"ab:1001:{payment_id}:0:0", "ap:f:0:0",
+    ]  # fmt: skip
     await tg.press(ADMIN, f"ar:{payment_id}:0:0:0", message_id=77)
     confirm = telegram.of("editMessageText", ADMIN)[-1]
     assert "only records here a reversal you have already made in Click" in confirm.text
