@@ -296,7 +296,10 @@ async def shop_command(
     try:
         change = parse_change(words[1:])
     except BadChange as error:
-        lines = [str(error), *(examples(code) if isinstance(error, UnknownField) else [])]
+        lines = [
+            html.quote(str(error)),
+            *(examples(code) if isinstance(error, UnknownField) else []),
+        ]
         await message.answer("\n".join(lines))
         return
     assert message.from_user is not None  # IsAdmin let it through

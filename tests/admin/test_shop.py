@@ -24,7 +24,7 @@ from web.keys import DATABASE
 BUYER = 7071001
 STALE = "This button is out of date. Send /tariffs to start again."
 POINTER = "I did not understand that. Send /tariffs to choose a plan or /help for help."
-TITLE = "The title must be 1 to 32 characters, without <, > or &."
+TITLE = "The title must be 1 to 32 characters, without &lt;, &gt; or &amp;."
 LINES = "Write 1 to 8 lines separated by |, each 1 to 120 characters."
 NEW_ORDERS_ONLY = "Applies to new orders only: orders made before keep their price and days."
 
