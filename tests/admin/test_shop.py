@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from db.schema import orders, payments, shop_changes, tariff_overrides
@@ -19,7 +19,9 @@ from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import Call, FakeTelegram
 from tests.providers.click.helpers import ClickCaller
 from tests.providers.payme.helpers import PaymeCaller, account
-from web.keys import DATABASE
+from web.app import create_app
+from web.keys import DATABASE, TELEGRAM_LINK
+from web.settings import Settings
 
 BUYER = 7071001
 STALE = "This button is out of date. Send /tariffs to start again."
@@ -317,3 +319,29 @@ async def test_not_for_buyers(tg: Telegram, telegram: FakeTelegram, client: Test
     [pending] = await rows(client, shop_changes)
     assert pending.status == "pending"
     assert await rows(client, tariff_overrides) == []
+
+
+async def test_two_instances_one_shop(
+    tg: Telegram,
+    telegram: FakeTelegram,
+    client: TestClient,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    """Asked on one instance, confirmed on another, offered by both at once, and a
+    second confirm on the first is refused: nothing lives in one process's memory."""
+    other_app = create_app(settings, clock=clock, handle_in_background=False)
+    async with TestClient(TestServer(other_app, host="127.0.0.1")) as other_client:
+        await asyncio.wait_for(other_app[TELEGRAM_LINK].registered.wait(), 10)
+        other = Telegram(other_client, settings)
+        await tg.message(ADMIN, "/shop PRO price 45000")
+        confirm = tap(screen(telegram), "✅ Confirm")
+        await other.press(ADMIN, confirm)
+        assert text(screen(telegram)).startswith("✅ Applied: PRO, price: 39 000 so'm → 45 000")
+        for instance in (tg, other):
+            await instance.message(BUYER, "/tariffs")
+            assert "PRO: 45 000 so'm" in text(telegram.of("sendMessage", BUYER)[-1])
+        await tg.press(ADMIN, confirm)
+        answer = telegram.of("answerCallbackQuery")[-1].params["text"]
+        assert answer == "This change was applied already."
+    assert [row.status for row in await rows(client, shop_changes)] == ["applied"]
