@@ -304,6 +304,9 @@ async def test_the_history_lists_who_when_before_after_newest_first_in_pages(
         "PLUS, days: 30 days → 31 days",
     ]
     assert labels(older) == ["◀ Newest", "◀ All tariffs"]
+    await tg.press(ADMIN, tap(older, "◀ All tariffs"))
+    assert text(screen(telegram)).startswith("🛒 Shop: the tariffs as buyers see them.")
+    assert "PLUS: 15 000 so'm for 42 days" in text(screen(telegram))
 
 
 async def test_not_for_buyers(tg: Telegram, telegram: FakeTelegram, client: TestClient) -> None:
