@@ -348,3 +348,40 @@ async def test_two_instances_one_shop(
         answer = telegram.of("answerCallbackQuery")[-1].params["text"]
         assert answer == "This change was applied already."
     assert [row.status for row in await rows(client, shop_changes)] == ["applied"]
+
+
+async def test_payme_receipt_line_names_the_days_of_the_order(
+    make_settings: Any, telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    """The fiscal codes stay the file's; the receipt's "for N days" is the order's."""
+    settings = make_settings(
+        TARIFF_PLUS_IKPU="10305013001000000",
+        TARIFF_PLUS_PACKAGE_CODE="1495086",
+        TARIFF_PLUS_VAT_PERCENT="12",
+    )
+    app = create_app(settings, clock=clock, handle_in_background=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await asyncio.wait_for(app[TELEGRAM_LINK].registered.wait(), 10)
+        tg = Telegram(client, settings)
+        await tg.press(BUYER, "lang:en")
+        await tg.press(BUYER, "buy:PLUS")
+        _click, before = pay_links(telegram.of("sendMessage", BUYER)[-1])
+        await change(tg, telegram, "/shop PLUS days 60", confirm=True)
+        clock.advance(seconds=2)
+        await tg.press(BUYER, "buy:PLUS")
+        _click, after = pay_links(telegram.of("sendMessage", BUYER)[-1])
+        payme = PaymeCaller(client)
+        items = [
+            (
+                await payme.result(
+                    "CheckPerformTransaction",
+                    amount=1_500_000,
+                    account=account(link["ac.order_id"]),
+                )
+            )["detail"]["items"][0]
+            for link in (before, after)
+        ]
+    assert [(item["title"], item["code"]) for item in items] == [
+        ("PLUS plan for 30 days", "10305013001000000"),
+        ("PLUS plan for 60 days", "10305013001000000"),
+    ]
