@@ -162,11 +162,11 @@ async def test_days_titles_and_features_per_language(
         ("/shop PLUS features uz a | | b", LINES),
         ("/shop PLUS features uz " + " | ".join("x" * 9), LINES),
         ("/shop PLUS features ru " + "y" * 121, LINES),
-        ("/shop GOLD price 1000", "Unknown tariff GOLD. Tariffs: PLUS, PRO."),
-        ("/shop <b>", "Unknown tariff &lt;b&gt;. Tariffs: PLUS, PRO."),
+        ("/shop GOLD price 1000", "Unknown plan GOLD. Plans: PLUS, PRO."),
+        ("/shop <b>", "Unknown plan &lt;b&gt;. Plans: PLUS, PRO."),
         ("/shop PLUS price 15000", "Nothing to change: the price is 15 000 so'm already."),
         ("/shop PLUS colour red",
-         "Cannot read that. Change a tariff like this:\n<code>/shop PLUS price 20000</code>"),
+         "Cannot read that. Change a plan like this:\n<code>/shop PLUS price 20000</code>"),
     ],
 )  # fmt: skip
 async def test_validation_says_what_is_wrong_in_one_line(
@@ -303,9 +303,9 @@ async def test_the_history_lists_who_when_before_after_newest_first_in_pages(
         "PLUS, days: 31 days → 32 days",
         "PLUS, days: 30 days → 31 days",
     ]
-    assert labels(older) == ["◀ Newest", "◀ All tariffs"]
-    await tg.press(ADMIN, tap(older, "◀ All tariffs"))
-    assert text(screen(telegram)).startswith("🛒 Shop: the tariffs as buyers see them.")
+    assert labels(older) == ["◀ Newest", "◀ All plans"]
+    await tg.press(ADMIN, tap(older, "◀ All plans"))
+    assert text(screen(telegram)).startswith("🛒 Shop: the plans as buyers see them.")
     assert "PLUS: 15 000 so'm for 42 days" in text(screen(telegram))
 
 
