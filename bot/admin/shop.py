@@ -136,7 +136,7 @@ def parse_title(text: str) -> str:
 
 
 def parse_features(text: str) -> list[str]:
-    lines = [line.strip() for line in text.split("|")]
+    lines = [" ".join(line.split()) for line in re.split(r"[|\n]", text)]
     if (
         not 1 <= len(lines) <= FEATURE_LINES
         or not all(lines)
@@ -150,23 +150,28 @@ def parse_features(text: str) -> list[str]:
     return lines
 
 
-def parse_change(words: list[str]) -> tuple[Field, str | None, Value]:
-    """`price 20000`, `days 60`, `title ru Плюс`, `features uz a | b` -> field,
-    language, value; BadChange says in one line what is wrong."""
-    field, rest = words[0].lower(), " ".join(words[1:]).strip()
-    if field == Field.PRICE:
+def first_word(text: str) -> tuple[str, str]:
+    """`title ru Плюс` -> (`title`, `ru Плюс`): the rest keeps its line breaks."""
+    parts = text.strip().split(None, 1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else (text.strip(), "")
+
+
+def parse_change(text: str) -> tuple[Field, str | None, Value]:
+    """`price 20000`, `days 60`, `title ru Плюс`, `features uz a | b` (or one line per
+    line) -> field, language, value; BadChange says in one line what is wrong."""
+    field, rest = first_word(text)
+    if field.lower() == Field.PRICE:
         return Field.PRICE, None, parse_price(rest)
-    if field == Field.DAYS:
+    if field.lower() == Field.DAYS:
         return Field.DAYS, None, parse_days(rest)
-    if field not in (Field.TITLE, Field.FEATURES):
+    if field.lower() not in (Field.TITLE, Field.FEATURES):
         raise UnknownField(_("Cannot read that. Change a tariff like this:"))
-    language, _space, text = rest.partition(" ")
+    language, value = first_word(rest)
     if language.lower() not in CATALOGUE_LANGUAGES:
         raise BadChange(_("The language must be uz, ru or en."))
-    language, text = language.lower(), text.strip()
-    if field == Field.TITLE:
-        return Field.TITLE, language, parse_title(text)
-    return Field.FEATURES, language, parse_features(text)
+    if field.lower() == Field.TITLE:
+        return Field.TITLE, language.lower(), parse_title(" ".join(value.split()))
+    return Field.FEATURES, language.lower(), parse_features(value)
 
 
 def list_view(
@@ -294,7 +299,7 @@ async def shop_command(
         await message.answer(text, reply_markup=markup)
         return
     try:
-        change = parse_change(words[1:])
+        change = parse_change(first_word(command.args or "")[1])
     except BadChange as error:
         lines = [
             html.quote(str(error)),

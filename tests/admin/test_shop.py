@@ -131,8 +131,11 @@ async def test_days_titles_and_features_per_language(
         " → Yangi imkoniyat | &lt;Ikkinchi&gt; &amp; uchinchi"
     )
     assert_valid_html(ended.params["text"])
-    ended = await change(tg, telegram, "/shop PLUS features en Only this", confirm=False)
-    assert text(ended).startswith("✖ Cancelled: PLUS, features (en):")
+    ended = await change(tg, telegram, "/shop PLUS features en Only this\n And  that", False)
+    assert text(ended).startswith(
+        "✖ Cancelled: PLUS, features (en): Access to the private channel | New materials every"
+        " week → Only this | And that\n\n"
+    )
 
     ru = text(await tariffs_seen(tg, telegram, "ru"))
     assert "Плюс: 15 000 сум за 1 день" in ru
