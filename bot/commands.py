@@ -43,6 +43,7 @@ def admin_menu() -> list[BotCommand]:
         BotCommand(command="stats", description=_("Revenue and subscribers")),
         BotCommand(command="export", description=_("Payments as a CSV file")),
         BotCommand(command="user", description=_("A buyer's card: plan, payments, gifts")),
+        BotCommand(command="shop", description=_("Tariffs: prices, days, texts")),
     ]
 
 

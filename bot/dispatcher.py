@@ -14,11 +14,12 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.admin import handlers as admin
+from bot.admin import shop
 from bot.handlers import fallback, membership, plan, receipt, start
 from bot.handlers import support as support_handlers
 from bot.handlers import tariffs as tariff_handlers
 from bot.handlers.support import Support
-from bot.middlewares import UserLocaleMiddleware, UserMiddleware
+from bot.middlewares import CatalogueMiddleware, UserLocaleMiddleware, UserMiddleware
 from bot.payment_methods import PaymentMethod
 from db.clock import Clock
 from db.database import Database
@@ -41,12 +42,13 @@ def create_dispatcher(
     admin_ids: frozenset[int],
     support: Support | None = None,
 ) -> Dispatcher:
-    """Everything a handler needs arrives as workflow data, by parameter name."""
+    """Everything a handler needs arrives as workflow data, by parameter name; `tariffs`
+    (what buyers are offered) is the file's `catalogue` with the /shop changes, per event."""
     dispatcher = Dispatcher(
         db=db,
         i18n=i18n,
         clock=clock,
-        tariffs=tariffs,
+        catalogue=tariffs,
         payment_methods=payment_methods,
         provider_titles=provider_titles,
         admin_ids=admin_ids,
@@ -54,6 +56,7 @@ def create_dispatcher(
     )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLocaleMiddleware(i18n).setup(dispatcher)
+    CatalogueMiddleware().setup(dispatcher)
 
     private = Router(name="private")
     private.message.filter(F.chat.type == ChatType.PRIVATE)
@@ -63,6 +66,7 @@ def create_dispatcher(
         plan.create_router(),
         receipt.create_router(),
         admin.create_router(),
+        shop.create_router(),
         support_handlers.create_router(),
         fallback.create_router(),
     )

@@ -218,3 +218,38 @@ gifts = Table(
     Column("taken_back_at", BigInteger, nullable=True),  # ms
     Index("ix_gifts_user_id", "user_id"),
 )
+
+# The shop edited from the chat (/shop, db/shop.py, migration 0010_shop): what admins
+# changed of tariffs.toml, one row per tariff, read by every update so every instance
+# offers a change at once. NULL or a missing language keeps the file's value.
+tariff_overrides = Table(
+    "tariff_overrides",
+    metadata,
+    Column("code", String(16), primary_key=True),
+    Column("price", BigInteger, nullable=True),  # tiyin
+    Column("days", Integer, nullable=True),
+    Column("hidden", Boolean, nullable=False, server_default=false()),
+    Column("titles", JSON, nullable=False),  # {"ru": "Плюс"}
+    Column("features", JSON, nullable=False),  # {"uz": ["line", "line"]}
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Every /shop change: asked for (pending), then applied or cancelled, once; the applied
+# ones are the audit log (who, when, before, after). The value columns hold the field's
+# value as JSON (tiyin, days, true/false, a title, a list of lines).
+shop_changes = Table(
+    "shop_changes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("admin_id", BigInteger, nullable=False),  # who asked, then who decided
+    Column("tariff", String(16), nullable=False),
+    Column("field", String(16), nullable=False),  # price | days | hidden | title | features
+    Column("language", String(8), nullable=True),  # title and features only
+    Column("value_before", JSON, nullable=False),
+    Column("value_after", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | applied | cancelled | outdated
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    # The history: applied changes, newest first, a page at a time.
+    Index("ix_shop_changes_status_id", "status", "id"),
+)

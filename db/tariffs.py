@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -34,6 +34,10 @@ CATALOGUE = (
 CATALOGUE_BY_CODE = {entry.code: entry for entry in CATALOGUE}
 TARIFF_CODES = tuple(CATALOGUE_BY_CODE)
 CATALOGUE_LANGUAGES = ("uz", "ru", "en")
+# What a title and the feature lines may be, in tariffs.toml and in /shop alike.
+TITLE_LONGEST = 32
+FEATURE_LONGEST = 120
+FEATURE_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def parse_catalogue(data: Mapping[str, Any]) -> list[CatalogueItem]:
         items.append(
             CatalogueItem(
                 code=code,
-                title=_text(raw.get("title", entry.name), f"{where}.title", 32),
+                title=_text(raw.get("title", entry.name), f"{where}.title", TITLE_LONGEST),
                 price_som=_whole(raw, "price_som", where, 1, 100_000_000),
                 days=_whole(raw, "days", where, 1, 3650),
                 rank=rank,
@@ -136,9 +140,11 @@ def _features(raw: object, where: str) -> dict[str, tuple[str, ...]]:
     for language, lines in raw.items():
         if language not in CATALOGUE_LANGUAGES:
             raise ValueError(f"{where}.{language}: languages are {', '.join(CATALOGUE_LANGUAGES)}")
-        if not isinstance(lines, list) or len(lines) > 8:
-            raise ValueError(f"{where}.{language}: must be a list of up to 8 lines")
-        features[language] = tuple(_text(line, f"{where}.{language}", 120) for line in lines)
+        if not isinstance(lines, list) or len(lines) > FEATURE_LINES:
+            raise ValueError(f"{where}.{language}: must be a list of up to {FEATURE_LINES} lines")
+        features[language] = tuple(
+            _text(line, f"{where}.{language}", FEATURE_LONGEST) for line in lines
+        )
     return features
 
 
@@ -153,3 +159,50 @@ def _fiscal(raw: object, where: str) -> Fiscal | None:
     if not isinstance(package_code, str) or not re.fullmatch(r"[0-9]{1,20}", package_code):
         raise ValueError(f"{where}.package_code: must be 1-20 digits, as text")
     return Fiscal(ikpu, package_code, _whole(raw, "vat_percent", where, 0, 100))
+
+
+@dataclass(frozen=True)
+class TariffOverride:
+    """What admins changed of one tariff with /shop (db/shop.py): None or a missing
+    language keeps the file's value. Prices are tiyin, like `Tariff.price`."""
+
+    code: str
+    price: int | None = None
+    days: int | None = None
+    hidden: bool = False
+    titles: Mapping[str, str] = field(default_factory=dict)
+    features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def with_overrides(
+    catalogue: Mapping[str, Tariff], overrides: Mapping[str, TariffOverride], language: str
+) -> dict[str, Tariff]:
+    """The file's catalogue as admins changed it, hidden tariffs included, in the file's
+    order. `Tariff.title` is one string, so the title is picked for `language` here (the
+    reader's language is known per update); feature lines stay per language."""
+    merged = {}
+    for code, tariff in catalogue.items():
+        change = overrides.get(code)
+        if change is None:
+            merged[code] = tariff
+            continue
+        merged[code] = replace(
+            tariff,
+            price=tariff.price if change.price is None else change.price,
+            days=tariff.days if change.days is None else change.days,
+            title=change.titles.get(language) or tariff.title,
+            features={**tariff.features, **change.features},
+        )
+    return merged
+
+
+def offered(
+    catalogue: Mapping[str, Tariff], overrides: Mapping[str, TariffOverride], language: str
+) -> dict[str, Tariff]:
+    """What buyers are offered now: `with_overrides` without the hidden tariffs, so an
+    old Buy button of a hidden one finds nothing and says it is out of date."""
+    return {
+        code: tariff
+        for code, tariff in with_overrides(catalogue, overrides, language).items()
+        if not (code in overrides and overrides[code].hidden)
+    }

@@ -64,3 +64,28 @@ class TakeBackGift(CallbackData, prefix="at"):
     payment_id: int = 0
     page_time: int = 0
     page_id: int = 0
+
+
+# /shop (bot/admin/shop.py): stateless, a button names a tariff or a stored change.
+class ShopList(CallbackData, prefix="sl"):
+    pass
+
+
+class ShopCard(CallbackData, prefix="sc"):
+    tariff: str
+
+
+class ShopToggle(CallbackData, prefix="sv"):
+    """Hide or show a tariff: asks for confirmation like every other change."""
+
+    tariff: str
+    hidden: bool
+
+
+class ShopDecision(CallbackData, prefix="sd"):
+    change_id: int
+    confirm: bool
+
+
+class ShopHistory(CallbackData, prefix="sy"):
+    older_than: int = 0  # 0: the newest page

@@ -95,6 +95,7 @@ async def help_command(
             "/stats — revenue and subscribers\n"
             "/export — payments as a CSV file"
         )
+        text += "\n" + _("/shop — tariffs: prices, days, texts, hide or show")
     await message.answer(text, reply_markup=keyboards.back())
 
 

@@ -5,7 +5,7 @@ the method's locked transaction in `decisions.py`, and shape Payme's result.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.texts import receipt_title
@@ -51,7 +51,8 @@ async def check_perform_transaction(ctx: Context, call: Call, now: int) -> dict[
         return {"allow": True}
     i18n = ctx.services.i18n
     with i18n.context(), i18n.use_locale(result.language or ctx.services.default_language):
-        title = receipt_title(tariff)
+        # The days the order was made with: /shop may have changed the catalogue's since.
+        title = receipt_title(replace(tariff, days=result.order.days or tariff.days))
     item = {
         "title": title,
         "price": result.order.amount,
