@@ -36,3 +36,15 @@ class RecordReversal(CallbackData, prefix="ar"):
     confirmed: bool
     page_time: int = 0
     page_id: int = 0
+
+
+class BroadcastStep(StrEnum):
+    SEND = "s"
+    CANCEL = "c"
+
+
+class BroadcastAction(CallbackData, prefix="ab"):
+    """Send or Cancel under a /broadcast preview, Cancel under its status message."""
+
+    id: int
+    step: BroadcastStep
