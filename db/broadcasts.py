@@ -167,7 +167,11 @@ async def confirm(
         update(broadcasts)
         .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == BroadcastStatus.DRAFT)
         .values(
-            status=BroadcastStatus.SENDING, confirmed_at=now, chat_id=chat_id, message_id=message_id
+            status=BroadcastStatus.SENDING,
+            confirmed_at=now,
+            chat_id=chat_id,
+            message_id=message_id,
+            status_edited_at=now,  # the tap shows the status; the notifier's edits follow
         )
         .returning(broadcasts.c.audience, broadcasts.c.days)
     )
@@ -270,6 +274,12 @@ async def finish(conn: AsyncConnection, broadcast_id: int, now: datetime) -> boo
         .returning(broadcasts.c.id)
     )
     return moved.one_or_none() is not None
+
+
+async def status_edited_at(conn: AsyncConnection, broadcast_id: int) -> datetime | None:
+    query = select(broadcasts.c.status_edited_at).where(broadcasts.c.id == broadcast_id)
+    moment: datetime | None = await conn.scalar(query)
+    return moment
 
 
 async def take_status_edit(
