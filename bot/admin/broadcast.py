@@ -95,7 +95,11 @@ def html_problem(text: str) -> str | None:
     if open_tags:
         return _("<{tag}> is never closed").format(tag=open_tags[-1])
     if len(unescape(re.sub(r"<[^>]*>", "", text))) > MAX_TEXT:
-        return _("the text is longer than 4096 characters")
+        return ngettext(
+            "the text is longer than {limit} character",
+            "the text is longer than {limit} characters",
+            MAX_TEXT,
+        ).format(limit=MAX_TEXT)
     return None
 
 
