@@ -98,6 +98,7 @@ async def help_command(
             "/stats — revenue and subscribers\n"
             "/export — payments as a CSV file"
         )
+        text += "\n" + _("/broadcast — a message to all or some users")
     await message.answer(text, reply_markup=keyboards.back())
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
+from bot.commands import admin_menu, command_menu
 from db import outbox
 from db.clock import to_datetime
 from db.schema import broadcasts, notifications, users
@@ -23,7 +24,7 @@ from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import Call, FakeTelegram
 from tests.processes import max_in_window
 from tests.send_stamps import SendStamps
-from web.keys import DATABASE
+from web.keys import DATABASE, I18N
 from web.settings import Settings
 
 RATE = 30  # NOTIFY_RATE_PER_SECOND here: the highest the settings allow
@@ -352,3 +353,19 @@ async def test_cancelled_half_way_nothing_more_is_sent_and_payment_notices_go_fi
     assert plain(final.text).splitlines()[0] == "⛔ Broadcast #1: cancelled"
     await asyncio.sleep(3.5)  # a progress edit must not overwrite the cancelled status
     assert "cancelled" in plain(status_edits(telegram)[-1].text)
+
+
+async def test_help_and_the_admin_menu_list_broadcast_for_admins_only(
+    client, tg: Telegram, telegram: FakeTelegram
+) -> None:
+    await tg.message(ADMIN, "/help", language="ru")
+    help_text = telegram.of("sendMessage", ADMIN)[-1].text
+    assert "\n/broadcast — сообщение всем или части пользователей" in help_text
+    await tg.message(5555, "/help")
+    assert "/broadcast" not in telegram.of("sendMessage", 5555)[-1].text
+    i18n = client.server.app[I18N]
+    with i18n.context(), i18n.use_locale("uz"):
+        menu = {command.command: command.description for command in admin_menu()}
+        buyer = {command.command for command in command_menu()}
+    assert menu["broadcast"] == "Barcha yoki ayrim foydalanuvchilarga xabar"
+    assert "broadcast" not in buyer
