@@ -63,6 +63,7 @@ class Broadcast:
     recipients: int
     chat_id: int | None
     message_id: int | None
+    language: str | None
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,17 @@ async def get_broadcast(conn: AsyncConnection, broadcast_id: int) -> Broadcast |
         recipients=row.recipients,
         chat_id=row.chat_id,
         message_id=row.message_id,
+        language=row.language,
     )
 
 
 async def confirm(
-    conn: AsyncConnection, broadcast_id: int, chat_id: int, message_id: int, now: datetime
+    conn: AsyncConnection,
+    broadcast_id: int,
+    chat_id: int,
+    message_id: int,
+    language: str,
+    now: datetime,
 ) -> int | None:
     """Queue the broadcast's rows, once: the number queued, or None when it was not a
     draft any more (confirmed or cancelled already, by this tap's twin or another admin).
@@ -171,6 +178,7 @@ async def confirm(
             confirmed_at=now,
             chat_id=chat_id,
             message_id=message_id,
+            language=language,  # the notifier's edits keep the language the admin saw
             status_edited_at=now,  # the tap shows the status; the notifier's edits follow
         )
         .returning(broadcasts.c.audience, broadcasts.c.days)
@@ -245,11 +253,12 @@ async def texts_of(conn: AsyncConnection, broadcast_id: int) -> dict[str, str]:
 
 def text_for(texts: dict[str, str], language: str, default_language: str) -> str:
     """The text a reader of `language` gets: theirs, else the one for all, else the
-    default language's, else the first one written."""
+    default language's, else the first one written (none: empty, which Telegram refuses
+    and the notifier closes, rather than a delivery that fails for ever)."""
     for key in (language, ANY_LANGUAGE, default_language):
         if key in texts:
             return texts[key]
-    return next(iter(texts.values()))
+    return next(iter(texts.values()), "")
 
 
 async def anything_left(conn: AsyncConnection, broadcast_id: int) -> bool:

@@ -210,6 +210,7 @@ broadcasts = Table(
     Column("recipients", Integer, nullable=False, server_default="0"),
     Column("chat_id", BigInteger, nullable=True),  # the status message, once confirmed
     Column("message_id", BigInteger, nullable=True),
+    Column("language", String(2), nullable=True),  # the status message's, as Send was shown
     Column("created_at", UtcDateTime(), nullable=False),
     Column("confirmed_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),  # done or cancelled

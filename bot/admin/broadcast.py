@@ -33,7 +33,6 @@ from db.broadcasts import Audience, Broadcast, BroadcastStatus, Progress, Target
 from db.clock import Clock, to_datetime
 from db.database import Database
 from db.tariffs import Tariff
-from db.users import get_user
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +264,7 @@ async def broadcast_command(
 
 
 async def broadcast_action(
-    query: CallbackQuery, callback_data: BroadcastAction, db: Database, clock: Clock
+    query: CallbackQuery, callback_data: BroadcastAction, db: Database, clock: Clock, i18n: I18n
 ) -> None:
     """Send: queue the rows once, and the summary becomes the status message. Cancel:
     drop the draft, or stop the sending (its pending rows in one statement)."""
@@ -276,7 +275,9 @@ async def broadcast_action(
     chat_id, message_id = query.message.chat.id, query.message.message_id
     async with db.transaction() as conn:
         if callback_data.step == BroadcastStep.SEND:
-            queued = await broadcasts.confirm(conn, callback_data.id, chat_id, message_id, now)
+            queued = await broadcasts.confirm(
+                conn, callback_data.id, chat_id, message_id, i18n.current_locale, now
+            )
             changed = queued is not None
         else:
             changed = await broadcasts.cancel(conn, callback_data.id, now)
@@ -312,10 +313,9 @@ async def report_progress(
             return
         broadcast = await broadcasts.get_broadcast(conn, broadcast_id)
         progress = await broadcasts.progress(conn, broadcast_id)
-        admin = await get_user(conn, broadcast.admin_id) if broadcast else None
     if broadcast is None or broadcast.chat_id is None or broadcast.message_id is None:
         return
-    language = (admin.language if admin else None) or i18n.default_locale
+    language = broadcast.language or i18n.default_locale
     with i18n.context(), i18n.use_locale(language):
         text = status_text(broadcast, progress)
         markup = keyboard(broadcast_id, True) if left else None

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("recipients", sa.Integer(), server_default="0", nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=True),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("language", sa.String(2), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
