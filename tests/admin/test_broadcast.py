@@ -369,3 +369,18 @@ async def test_help_and_the_admin_menu_list_broadcast_for_admins_only(
         buyer = {command.command for command in command_menu()}
     assert menu["broadcast"] == "Barcha yoki ayrim foydalanuvchilarga xabar"
     assert "broadcast" not in buyer
+
+
+async def test_an_audience_of_nobody_finishes_at_once(
+    client, tg: Telegram, telegram: FakeTelegram
+) -> None:
+    summary = await draft(tg, telegram, "/broadcast pro\nHi")
+    assert plain(summary.text).splitlines()[1] == "0 recipients"
+    await press(tg, summary, "✅ Send")
+    done = screen(telegram)
+    assert plain(done.text).splitlines() == [
+        "✅ Broadcast #1: finished",
+        "users with an active PRO plan",
+        "Sent: 0 · failed: 0 · left: 0",
+    ]
+    assert done.buttons == []
