@@ -52,6 +52,12 @@ TOKEN = re.compile(
 )
 SPOILER = re.compile(r"""\bclass\s*=\s*["']?tg-spoiler\b""")
 LANGUAGE_BLOCK = re.compile(r"^(?P<language>[a-z]{2}):[ \t]*", re.MULTILINE)
+# Formatting the admin applied in their Telegram app (bold button, shortcuts) arrives as
+# entities, not tags; links, mentions and commands Telegram marks by itself do not count.
+FORMATTING = frozenset(
+    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link",
+     "blockquote", "expandable_blockquote", "custom_emoji"}
+)  # fmt: skip
 
 
 class Refused(ValueError):
@@ -128,6 +134,15 @@ def split_texts(body: str, languages: tuple[str, ...]) -> dict[str, str]:
         end = following.start() if following else len(body)
         texts[block["language"]] = body[block.end() : end].strip()
     return texts
+
+
+def typed_html(message: Message) -> str:
+    """The message as HTML: the text as typed, tags included; or, when the admin used the
+    app's own formatting, that formatting as tags (and anything typed escaped), so what
+    the admin saw while writing is what recipients get."""
+    if any(entity.type in FORMATTING for entity in message.entities or ()):
+        return message.html_text
+    return message.text or ""
 
 
 def read_draft(text: str, tariffs: Mapping[str, Tariff], languages: tuple[str, ...]) -> Draft:
@@ -246,7 +261,7 @@ async def broadcast_command(
     if message.from_user is None:
         return
     try:
-        draft = read_draft(message.text or "", tariffs, tuple(i18n.available_locales))
+        draft = read_draft(typed_html(message), tariffs, tuple(i18n.available_locales))
     except Refused as refusal:
         await message.answer(html.quote(str(refusal)))
         return

@@ -20,7 +20,7 @@ from db.clock import to_datetime
 from db.schema import broadcasts, notifications, users
 from db.states import NoticeStatus
 from tests.admin.helpers import ADMIN, assert_valid_html, button, plain, press_on, screen
-from tests.conftest import FakeClock, Telegram
+from tests.conftest import FakeClock, Telegram, message
 from tests.fake_telegram import Call, FakeTelegram
 from tests.processes import max_in_window
 from tests.send_stamps import SendStamps
@@ -384,3 +384,24 @@ async def test_an_audience_of_nobody_finishes_at_once(
         "Sent: 0 · failed: 0 · left: 0",
     ]
     assert done.buttons == []
+
+
+async def test_formatting_from_the_telegram_app_becomes_the_same_html(
+    client, tg: Telegram, telegram: FakeTelegram
+) -> None:
+    """Bold set with the app's button arrives as an entity: the preview keeps it, and a
+    `<` typed next to it is text, not a tag."""
+    text = "/broadcast all\nBig sale 1<2 https://x.uz"
+    update = message(ADMIN, text)
+    update["entities"] += [
+        {"type": "bold", "offset": 15, "length": 3},
+        {"type": "url", "offset": 29, "length": 12},
+    ]
+    await tg.send({"message": update})
+    preview = admin_messages(telegram)[-2]
+    assert preview.text == "<b>Big</b> sale 1&lt;2 https://x.uz"
+    # Without formatting, typed tags are the HTML (an auto-detected link changes nothing).
+    update = message(ADMIN, "/broadcast all\n<i>Hi</i> https://x.uz")
+    update["entities"].append({"type": "url", "offset": 26, "length": 12})
+    await tg.send({"message": update})
+    assert admin_messages(telegram)[-2].text == "<i>Hi</i> https://x.uz"
