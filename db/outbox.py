@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, literal, select, update
+from sqlalchemy import Select, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,7 @@ PAYMENT_REFUNDED = "payment_refunded"
 SUBSCRIPTION_EXPIRED = "subscription_expired"
 SUBSCRIPTION_REMINDER = "subscription_reminder"
 ADMIN_ALERT = "admin_alert"  # db/admin_alerts.py
+BROADCAST = "broadcast"  # db/broadcasts.py: an admin's /broadcast, one row per recipient
 
 ENQUEUED = "outbox.enqueued"  # the commit topic the notifier listens to
 
@@ -36,6 +37,7 @@ class Notice:
     payload: dict[str, Any]
     attempts: int
     language: str | None
+    broadcast_id: int | None = None
 
 
 async def enqueue(
@@ -72,6 +74,34 @@ async def enqueue(
     return inserted
 
 
+async def enqueue_each(
+    conn: AsyncConnection,
+    user_ids: Select[tuple[int]],
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    broadcast_id: int,
+) -> int:
+    """Queue one notice for every user `user_ids` selects, in one INSERT ... SELECT, and
+    return how many: a broadcast to 100 000 users is one statement, not 100 000."""
+    rows = select(
+        user_ids.subquery().c[0],
+        literal(kind),
+        literal(payload, notifications.c.payload.type),
+        literal(NoticeStatus.PENDING.value),
+        literal(now, notifications.c.next_attempt_at.type),
+        literal(now, notifications.c.created_at.type),
+        literal(broadcast_id, notifications.c.broadcast_id.type),
+    )
+    columns = ["user_id", "kind", "payload", "status", "next_attempt_at", "created_at"]
+    result = await conn.execute(
+        notifications.insert().from_select([*columns, "broadcast_id"], rows)
+    )
+    if result.rowcount:
+        announce_on_commit(conn, ENQUEUED)
+    return int(result.rowcount)
+
+
 async def claim_due(
     conn: AsyncConnection,
     now: datetime,
@@ -79,40 +109,24 @@ async def claim_due(
     lease: timedelta,
     exclude: Collection[int] = (),
 ) -> list[Notice]:
-    """Take up to `limit` due notices, oldest first, and lease them until `now + lease`.
+    """Take up to `limit` due notices, oldest first, and lease them until `now + lease`;
+    broadcast rows only when no other notice is due, and after them in the batch.
 
     The lease is what makes delivery safe: a claimed notice is not due again until the
     lease ends, so a second worker (another instance) skips it, and if this process dies
     mid-send the notice becomes due again by itself. On PostgreSQL `SKIP LOCKED` lets
     concurrent claimers pass each other instead of waiting.
 
-    Only a user's oldest pending notice is ever due, so a user's messages arrive in the
-    order they were queued even when one of them waits for a retry (or sits in another
-    instance). `exclude` is what this worker holds in flight already: a clock jump (tests
-    travel in time) must not make its own leases look expired.
+    Only a user's oldest pending notice is ever due (broadcast rows aside: `_due_ids`), so
+    a user's messages arrive in the order they were queued even when one of them waits
+    for a retry (or sits in another instance). `exclude` is what this worker holds in
+    flight already: a clock jump (tests travel in time) must not make its own leases look
+    expired.
     """
-    older = notifications.alias("older")
-    # Inlined, not bound: PostgreSQL's generic plan of a prepared statement (asyncpg
-    # caches them) can use the partial index on pending notices only with a literal.
-    pending = literal(NoticeStatus.PENDING.value, literal_execute=True)
-    query = (
-        select(notifications.c.id)
-        .where(
-            notifications.c.status == pending,
-            notifications.c.next_attempt_at <= now,
-            ~exists().where(
-                older.c.user_id == notifications.c.user_id,
-                older.c.status == pending,
-                older.c.id < notifications.c.id,
-            ),
-        )
-        .order_by(notifications.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=notifications)
-    )
-    if exclude:
-        query = query.where(notifications.c.id.not_in(list(exclude)))
-    ids: list[int] = list((await conn.execute(query)).scalars())
+    taken = list(exclude)
+    ids = await _due_ids(conn, now, limit, taken, broadcast=False)
+    if len(ids) < limit:
+        ids += await _due_ids(conn, now, limit - len(ids), taken + ids, broadcast=True)
     if not ids:
         return []
     await conn.execute(
@@ -124,10 +138,57 @@ async def claim_due(
         .where(notifications.c.id.in_(ids))
         .order_by(notifications.c.id)
     )
-    return [
-        Notice(row.id, row.user_id, row.kind, dict(row.payload), row.attempts, row.language)
+    notices = [
+        Notice(
+            row.id,
+            row.user_id,
+            row.kind,
+            dict(row.payload),
+            row.attempts,
+            row.language,
+            row.broadcast_id,
+        )
         for row in rows
     ]
+    return sorted(notices, key=lambda notice: (notice.broadcast_id is not None, notice.id))
+
+
+async def _due_ids(
+    conn: AsyncConnection, now: datetime, limit: int, exclude: list[int], *, broadcast: bool
+) -> list[int]:
+    """The ids of up to `limit` due notices, oldest first: every other notice, or (with
+    `broadcast`) broadcast rows.
+
+    Only a user's oldest pending notice is due, with one exception: a broadcast row never
+    holds a buyer's payment notice or an admin's alert back (it waits for them, they do
+    not wait for it), so money news overtakes a running broadcast.
+    """
+    older = notifications.alias("older")
+    # Inlined, not bound: PostgreSQL's generic plan of a prepared statement (asyncpg
+    # caches them) can use the partial indexes on pending notices only with a literal.
+    pending = literal(NoticeStatus.PENDING.value, literal_execute=True)
+    holds_back = older.c.id < notifications.c.id
+    if not broadcast:
+        holds_back = holds_back & older.c.broadcast_id.is_(None)
+    query = (
+        select(notifications.c.id)
+        .where(
+            notifications.c.status == pending,
+            notifications.c.broadcast_id.is_not(None)
+            if broadcast
+            else notifications.c.broadcast_id.is_(None),
+            notifications.c.next_attempt_at <= now,
+            ~exists().where(
+                older.c.user_id == notifications.c.user_id, older.c.status == pending, holds_back
+            ),
+        )
+        .order_by(notifications.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=notifications)
+    )
+    if exclude:
+        query = query.where(notifications.c.id.not_in(exclude))
+    return list((await conn.execute(query)).scalars())
 
 
 async def extend_lease(conn: AsyncConnection, notice_id: int, until: datetime) -> None:

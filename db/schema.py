@@ -145,6 +145,7 @@ notifications = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("sent_at", UtcDateTime(), nullable=True),
     Column("error", Text, nullable=True),
+    Column("broadcast_id", BigInteger, nullable=True),  # a broadcast's row (migration 0011)
     Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     # "Is there an older pending notice for this user?": keeps delivery in order per user.
     Index("ix_notifications_user_id_status_id", "user_id", "status", "id"),
@@ -252,4 +253,35 @@ shop_changes = Table(
     Column("decided_at", UtcDateTime(), nullable=True),
     # The history: applied changes, newest first, a page at a time.
     Index("ix_shop_changes_status_id", "status", "id"),
+)
+
+# Broadcasts (/broadcast, bot/admin/broadcast.py, migration 0011): the admin's draft, then
+# the sending it started. Its rows are outbox notices with `broadcast_id` set.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("admin_id", BigInteger, nullable=False),
+    Column("audience", String(16), nullable=False),  # all | active | expired | a tariff
+    Column("days", Integer, nullable=True),  # `expired`: ended within this many days
+    Column("texts", JSON, nullable=False),  # {language: HTML}; "*" for every language
+    Column("status", String(16), nullable=False),  # draft | sending | cancelled | done
+    Column("recipients", Integer, nullable=False, server_default="0"),
+    Column("chat_id", BigInteger, nullable=True),  # the status message, once confirmed
+    Column("message_id", BigInteger, nullable=True),
+    Column("language", String(2), nullable=True),  # the status message's, as Send was shown
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("confirmed_at", UtcDateTime(), nullable=True),
+    Column("finished_at", UtcDateTime(), nullable=True),  # done or cancelled
+    Column("status_edited_at", UtcDateTime(), nullable=True),  # progress edits, a few s apart
+)
+# A broadcast's progress (sent / failed / left) and its cancel walk its own rows only.
+Index("ix_notifications_broadcast_id_status", notifications.c.broadcast_id, notifications.c.status)
+# The claim takes every other pending notice before a broadcast's rows (db/outbox.py); this
+# holds just those, so a queue of 100 000 broadcast rows is not walked to find them.
+Index(
+    "ix_notifications_pending_urgent",
+    notifications.c.id,
+    sqlite_where=text("status = 'pending' AND broadcast_id IS NULL"),
+    postgresql_where=text("status = 'pending' AND broadcast_id IS NULL"),
 )

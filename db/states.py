@@ -31,3 +31,4 @@ class NoticeStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"  # given up: the user is unreachable
+    CANCELLED = "cancelled"  # a broadcast's row its admin cancelled before it was sent

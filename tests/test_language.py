@@ -14,7 +14,7 @@ from tests.fake_telegram import Call, FakeTelegram
 USER = 321321
 ADMIN = 900001  # ADMIN_IDS in tests/conftest.py
 BUYER_COMMANDS = ["start", "tariffs", "myplan", "paysupport", "terms", "language", "help"]
-ADMIN_COMMANDS = [*BUYER_COMMANDS, "payments", "stats", "export", "user", "shop"]
+ADMIN_COMMANDS = [*BUYER_COMMANDS, "payments", "stats", "export", "user", "shop", "broadcast"]
 
 
 @pytest.mark.parametrize(

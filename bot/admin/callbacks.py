@@ -89,3 +89,15 @@ class ShopDecision(CallbackData, prefix="sd"):
 
 class ShopHistory(CallbackData, prefix="sy"):
     older_than: int = 0  # 0: the newest page
+
+
+class BroadcastStep(StrEnum):
+    SEND = "s"
+    CANCEL = "c"
+
+
+class BroadcastAction(CallbackData, prefix="bc"):
+    """Send or Cancel under a /broadcast preview, Cancel under its status message."""
+
+    id: int
+    step: BroadcastStep

@@ -27,9 +27,16 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.admin import buyer_card, export, stats
+from bot.admin import broadcast, buyer_card, export, stats
 from bot.admin import views as admin_views
-from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowBuyer, ShowPayment, Way
+from bot.admin.callbacks import (
+    BroadcastAction,
+    PaymentsPage,
+    RecordReversal,
+    ShowBuyer,
+    ShowPayment,
+    Way,
+)
 from bot.admin.search import BadQuery, month_range, parse_query
 from bot.admin.views import query_of
 from bot.payment_methods import PaymentMethod
@@ -356,8 +363,10 @@ def create_router() -> Router:
     router.message.register(payments_command, Command("payments"))
     router.message.register(stats.stats_command, Command("stats"))
     router.message.register(export_command, Command("export"))
+    router.message.register(broadcast.broadcast_command, Command("broadcast"))
     router.callback_query.register(payments_page, PaymentsPage.filter())
     router.callback_query.register(show_payment, ShowPayment.filter())
     router.callback_query.register(record_reversal, RecordReversal.filter())
     buyer_card.register(router)
+    router.callback_query.register(broadcast.broadcast_action, BroadcastAction.filter())
     return router

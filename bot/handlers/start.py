@@ -95,7 +95,9 @@ async def help_command(
             "/stats — revenue and subscribers\n"
             "/export — payments as a CSV file"
         )
+        text += "\n" + _("/user — a buyer's card: plan, payments, gifts")
         text += "\n" + _("/shop — tariffs: prices, days, texts, hide or show")
+        text += "\n" + _("/broadcast — a message to all or some users")
     await message.answer(text, reply_markup=keyboards.back())
 
 

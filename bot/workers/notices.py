@@ -32,6 +32,8 @@ def render(kind: str, payload: dict[str, object]) -> tuple[str, InlineKeyboardMa
     """Text and buttons of one notice; call inside `i18n.use_locale(...)`."""
     if kind == outbox.ADMIN_ALERT:
         return render_admin_alert(payload), None
+    if kind == outbox.BROADCAST:  # the admin's checked HTML, put in by the notifier
+        return str(payload.get("text", "")), None
     tariff = str(payload.get("tariff", ""))
     name = tariff_name(tariff)
     amount = format_som(int(payload.get("amount", 0)))  # type: ignore[call-overload]

@@ -43,9 +43,10 @@ from aiogram.exceptions import (
 )
 from aiogram.utils.i18n import I18n
 
+from bot.admin import broadcast
 from bot.workers import notices
 from bot.workers.pacing import PACED, Pacer
-from db import outbox
+from db import broadcasts, outbox
 from db.clock import Clock, to_datetime
 from db.database import Database
 from db.send_rate import CHECK_SECONDS, SenderLock, sender_lock_for
@@ -258,8 +259,11 @@ class Notifier:
         sent: another instance may hold it by now. It is simply due again.
         """
         language = notice.language or self.i18n.default_locale
+        payload = notice.payload
+        if notice.broadcast_id is not None:
+            payload = {**payload, "text": await self._broadcast_text(notice, language)}
         with self.i18n.context(), self.i18n.use_locale(language):
-            text, markup = notices.render(notice.kind, notice.payload)
+            text, markup = notices.render(notice.kind, payload)
             paid_checkout = notices.paid_checkout(notice.kind, notice.payload)
         retry_after_rounds = 0
         while True:
@@ -272,6 +276,8 @@ class Notifier:
                 self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
             if self._stopping or not self._may_send:
                 return  # not sent: the lease runs out and the notice is due again
+            if notice.broadcast_id is not None and not await self._still_pending(notice):
+                return  # its broadcast was cancelled while it waited: never sent
             self._sending.add(notice.id)
             try:
                 await self.bot.send_message(
@@ -304,6 +310,30 @@ class Notifier:
         finally:
             self._sending.discard(notice.id)
         await notices.mark_checkout_paid(self.bot, paid_checkout)
+        await self._broadcast_progress(notice)
+
+    async def _broadcast_text(self, notice: outbox.Notice, language: str) -> str:
+        """A broadcast row holds no text: its broadcast's, in the reader's language now."""
+        assert notice.broadcast_id is not None
+        async with self.db.read() as conn:
+            texts = await broadcasts.texts_of(conn, notice.broadcast_id)
+        return broadcasts.text_for(texts, language, self.i18n.default_locale)
+
+    async def _still_pending(self, notice: outbox.Notice) -> bool:
+        async with self.db.read() as conn:
+            return await broadcasts.still_pending(conn, notice.id)
+
+    async def _broadcast_progress(self, notice: outbox.Notice) -> None:
+        """A broadcast row is done (sent or failed): its status message may show it.
+        Best effort: a failing edit never turns a delivered message into a resend."""
+        if notice.broadcast_id is None:
+            return
+        try:
+            await broadcast.report_progress(
+                self.db, self.bot, self.i18n, self.pacer, self.clock, notice.broadcast_id
+            )
+        except Exception:
+            log.exception("broadcast %s: progress not reported", notice.broadcast_id)
 
     async def _mark_sent(self, notice: outbox.Notice) -> None:
         """Record the delivery now; a short database hiccup must not turn into a resend."""
@@ -341,6 +371,7 @@ class Notifier:
                 await set_reachable(conn, notice.user_id, False)
             await outbox.mark_failed(conn, notice.id, message)
         log.warning("notice %s to user %s closed: %s", notice.id, notice.user_id, message)
+        await self._broadcast_progress(notice)
 
     async def _retry_later(self, notice: outbox.Notice, reason: str, delay: float) -> None:
         when = to_datetime(self.clock()) + timedelta(seconds=delay)
