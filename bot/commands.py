@@ -42,6 +42,7 @@ def admin_menu() -> list[BotCommand]:
         BotCommand(command="payments", description=_("Payments: search and refunds")),
         BotCommand(command="stats", description=_("Revenue and subscribers")),
         BotCommand(command="export", description=_("Payments as a CSV file")),
+        BotCommand(command="notices", description=_("Payment notices: at once or daily")),
     ]
 
 

@@ -36,3 +36,9 @@ class RecordReversal(CallbackData, prefix="ar"):
     confirmed: bool
     page_time: int = 0
     page_id: int = 0
+
+
+class NoticeMode(CallbackData, prefix="an"):
+    """/notices: payment notices at once (`hour` -1) or a daily digest at `hour`:00."""
+
+    hour: int

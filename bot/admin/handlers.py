@@ -27,9 +27,9 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.admin import export, stats
+from bot.admin import digest, export, stats
 from bot.admin import views as admin_views
-from bot.admin.callbacks import PaymentsPage, RecordReversal, ShowPayment, Way
+from bot.admin.callbacks import NoticeMode, PaymentsPage, RecordReversal, ShowPayment, Way
 from bot.admin.search import BadQuery, month_range, parse_query
 from bot.payment_methods import PaymentMethod
 from bot.texts import format_som
@@ -357,7 +357,9 @@ def create_router() -> Router:
     router.message.register(payments_command, Command("payments"))
     router.message.register(stats.stats_command, Command("stats"))
     router.message.register(export_command, Command("export"))
+    router.message.register(digest.notices_command, Command("notices"))
     router.callback_query.register(payments_page, PaymentsPage.filter())
     router.callback_query.register(show_payment, ShowPayment.filter())
     router.callback_query.register(record_reversal, RecordReversal.filter())
+    router.callback_query.register(digest.notice_mode_chosen, NoticeMode.filter())
     return router
