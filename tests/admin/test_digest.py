@@ -1,0 +1,190 @@
+"""The admins' daily digest: chosen in /notices, it replaces the per-payment notices of that
+admin only, never the alerts about money at risk; it arrives once at the hour with the
+figures of the database, survives a missed hour, a second instance and a restart, and
+"At once" brings the notices back (with what the pending digest held so far)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select
+
+from bot.workers.scheduler import Scheduler
+from db.clock import to_ms
+from db.schema import admin_settings, orders, payments, users
+from tests.admin.helpers import ADMIN, BASE, button, plain, press_on, screen
+from tests.conftest import FakeClock, Telegram
+from tests.fake_telegram import FakeTelegram
+from tests.outbox_helpers import wait_until_drained
+from tests.providers.click.helpers import ClickCaller, make_order
+from web.keys import DATABASE, SCHEDULER, SETTINGS
+from web.settings import Settings
+
+AT_ONCE_ADMIN = 900002
+_trans = itertools.count(777_000)
+PRICES = {"PLUS": "15000.00", "PRO": "39000.00"}
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(ADMIN_IDS=f"{ADMIN},{AT_ONCE_ADMIN}")
+
+
+async def pay(click: ClickCaller, user_id: int, tariff: str = "PLUS", times: int = 1) -> None:
+    """A Click payment through the real Prepare and Complete routes; with `times` 2, two
+    checkouts of one order both prepared, then both completed: the order is paid twice."""
+    amount = PRICES[tariff]
+    order = await make_order(
+        click.db, user_id, tariff=tariff, amount=int(float(amount) * 100),
+        mti=f"{user_id}_{tariff}_{next(_trans)}",
+    )  # fmt: skip
+    attempts = []
+    for trans in itertools.islice(_trans, times):
+        prepared = await click.prepare(order.merchant_trans_id, trans, amount=amount)
+        attempts.append((trans, prepared["merchant_prepare_id"]))
+    for trans, prepare_id in attempts:
+        done = await click.complete(order.merchant_trans_id, trans, prepare_id, amount=amount)
+        assert done["error"] == 0, done
+
+
+def texts(telegram: FakeTelegram, admin: int, start: str) -> list[str]:
+    return [plain(c.text) for c in telegram.delivered(admin) if plain(c.text).startswith(start)]
+
+
+async def english_admin(client) -> None:
+    """The digest admin chose English (the other reads the default, Uzbek)."""
+    async with client.server.app[DATABASE].transaction() as conn:
+        await conn.execute(insert(users).values(id=ADMIN, language="en", created_at=BASE))
+
+
+async def choose(tg: Telegram, telegram: FakeTelegram, label: str) -> str:
+    await tg.message(ADMIN, "/notices")
+    await press_on(tg, screen(telegram), button(screen(telegram), label))
+    return plain(screen(telegram).text)
+
+
+async def settle(client) -> None:
+    await wait_until_drained(client.server.app[DATABASE])
+    await asyncio.sleep(0.2)
+
+
+async def digests_after_polls(client, telegram: FakeTelegram, clock: FakeClock) -> int:
+    """Poll at the clock's moment as the app's scheduler and a second instance's would
+    (the app's own loop may poll too); how many digests the admin has received so far."""
+    db = client.server.app[DATABASE]
+    other = Scheduler(db, clock, (), admin_ids=client.server.app[SETTINGS].admin_ids)
+    for scheduler in (client.server.app[SCHEDULER], other, client.server.app[SCHEDULER]):
+        await scheduler.run_digests()
+    await settle(client)
+    return len(texts(telegram, ADMIN, "📋"))
+
+
+async def span_sums(client, since_ms: int, until_ms: int) -> dict[str, tuple[int, int]]:
+    """Direct sums over the payments table: received per tariff, and refunds."""
+    async with client.server.app[DATABASE].read() as conn:
+        rows = (
+            await conn.execute(
+                select(payments, orders.c.tariff).join(orders, orders.c.id == payments.c.order_id)
+            )
+        ).all()
+    sums: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        if row.perform_time is not None and since_ms <= row.perform_time < until_ms:
+            for key in ("all", row.tariff, row.provider):
+                count, amount = sums.get(key, (0, 0))
+                sums[key] = (count + 1, amount + row.amount)
+    return sums
+
+
+def som(tiyin: int) -> str:
+    return f"{tiyin // 100:,}".replace(",", "\u00a0") + "\u00a0so'm"
+
+
+async def test_the_digest_replaces_notices_keeps_alerts_and_arrives_once_at_the_hour(
+    client, tg: Telegram, telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    clock.now = to_ms(BASE)  # 10.11.2026 12:00 Tashkent
+    await english_admin(client)
+    text = await choose(tg, telegram, "09:00")
+    assert text.startswith("Payment notices: one digest a day at 09:00 (Tashkent time).")
+    assert "✓ 09:00" in [b["text"] for b in screen(telegram).buttons]
+    click = ClickCaller(client)
+    await pay(click, 3001)
+    clock.advance(hours=1)
+    await pay(click, 3002, "PRO")
+    await pay(click, 3003, times=2)  # one order paid twice: money at risk
+    await settle(client)
+    assert texts(telegram, ADMIN, "💰") == []  # the digest admin: no notice one by one
+    assert len(texts(telegram, AT_ONCE_ADMIN, "💰")) == 4  # the other admin: each at once
+    assert len(texts(telegram, ADMIN, "⚠️ Order")) == 1  # the double payment: at once
+    assert len(texts(telegram, AT_ONCE_ADMIN, "⚠️ ")) == 1
+
+    clock.now = to_ms(BASE + timedelta(hours=20, minutes=59))  # 11.11 08:59: not yet
+    assert await digests_after_polls(client, telegram, clock) == 0
+    clock.advance(seconds=120)  # 09:01
+    assert await digests_after_polls(client, telegram, clock) == 1
+    clock.advance(hours=3)  # later polls, a second instance: nothing again
+    assert await digests_after_polls(client, telegram, clock) == 1
+    (digest,) = texts(telegram, ADMIN, "📋")
+    assert texts(telegram, AT_ONCE_ADMIN, "📋") == []
+    lines = digest.splitlines()
+    until = to_ms(BASE + timedelta(hours=21))
+    sums = await span_sums(client, to_ms(BASE), until)
+    assert lines[0] == "📋 Payments digest: 10.11.2026 12:00 – 11.11.2026 09:00 (Tashkent time)"
+    assert lines[1] == f"💰 Received: {sums['all'][0]} · {som(sums['all'][1])}"
+    assert lines[2:5] == [
+        f"• PLUS: {sums['PLUS'][0]} · {som(sums['PLUS'][1])}",
+        f"• PRO: {sums['PRO'][0]} · {som(sums['PRO'][1])}",
+        f"• Click: {sums['click'][0]} · {som(sums['click'][1])}",
+    ]
+    assert sums["all"] == (4, 3 * 1_500_000 + 3_900_000)
+    assert lines[5] == "↩️ Refunded: 0 · 0\u00a0so'm"
+    events = [line for line in lines if " 💰 " in line]
+    assert len(events) == 4 and events[0].startswith("10.11 12:00 💰 15\u00a0000\u00a0so'm · PLUS")
+    assert "User3002 (3002)" in events[1]
+
+    # The process was down at the next two hours: one digest covers what was missed.
+    clock.now = to_ms(BASE + timedelta(days=1, hours=3))  # 11.11 15:00
+    await pay(click, 3004, "PRO")
+    clock.now = to_ms(BASE + timedelta(days=3, hours=1))  # 13.11 13:00
+    assert await digests_after_polls(client, telegram, clock) == 2
+    digests = texts(telegram, ADMIN, "📋")
+    assert len(digests) == 2
+    assert digests[1].splitlines()[:2] == [
+        "📋 Payments digest: 11.11.2026 09:00 – 13.11.2026 09:00 (Tashkent time)",
+        "💰 Received: 1 · 39\u00a0000\u00a0so'm",
+    ]
+    assert texts(telegram, ADMIN, "💰") == []
+
+
+async def test_back_to_at_once_sends_what_the_digest_held_and_then_each_payment(
+    client, tg: Telegram, telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    clock.now = to_ms(BASE)
+    await english_admin(client)
+    await choose(tg, telegram, "20:00")
+    click = ClickCaller(client)
+    await pay(click, 3101)
+    await settle(client)
+    assert texts(telegram, ADMIN, "💰") == []
+    clock.advance(hours=1)
+    text = await choose(tg, telegram, "✓ 20:00")  # another tap on the same hour changes nothing
+    text = await choose(tg, telegram, "At once")
+    assert text.startswith("Payment notices: each payment and refund at once.")
+    await settle(client)
+    (held,) = texts(telegram, ADMIN, "📋")  # what the digest held so far, not lost
+    assert "💰 Received: 1 · 15\u00a0000\u00a0so'm" in held.splitlines()
+    await pay(click, 3102)
+    await settle(client)
+    assert len(texts(telegram, ADMIN, "💰 Payment received")) == 1
+    clock.now = to_ms(BASE + timedelta(hours=9))  # 20:00 passes: no digest any more
+    assert await digests_after_polls(client, telegram, clock) == 1
+    async with client.server.app[DATABASE].read() as conn:
+        hour = await conn.scalar(
+            select(admin_settings.c.digest_hour).where(admin_settings.c.admin_id == ADMIN)
+        )
+    assert hour is None
