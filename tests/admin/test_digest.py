@@ -6,7 +6,6 @@ figures of the database, survives a missed hour, a second instance and a restart
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -16,39 +15,21 @@ from sqlalchemy import insert, select
 from bot.workers.scheduler import Scheduler
 from db.clock import to_ms
 from db.schema import admin_settings, orders, payments, users
+from tests.admin.click_payments import pay
 from tests.admin.helpers import ADMIN, BASE, button, plain, press_on, screen
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
 from tests.outbox_helpers import wait_until_drained
-from tests.providers.click.helpers import ClickCaller, make_order
+from tests.providers.click.helpers import ClickCaller
 from web.keys import DATABASE, SCHEDULER, SETTINGS
 from web.settings import Settings
 
 AT_ONCE_ADMIN = 900002
-_trans = itertools.count(777_000)
-PRICES = {"PLUS": "15000.00", "PRO": "39000.00"}
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(ADMIN_IDS=f"{ADMIN},{AT_ONCE_ADMIN}")
-
-
-async def pay(click: ClickCaller, user_id: int, tariff: str = "PLUS", times: int = 1) -> None:
-    """A Click payment through the real Prepare and Complete routes; with `times` 2, two
-    checkouts of one order both prepared, then both completed: the order is paid twice."""
-    amount = PRICES[tariff]
-    order = await make_order(
-        click.db, user_id, tariff=tariff, amount=int(float(amount) * 100),
-        mti=f"{user_id}_{tariff}_{next(_trans)}",
-    )  # fmt: skip
-    attempts = []
-    for trans in itertools.islice(_trans, times):
-        prepared = await click.prepare(order.merchant_trans_id, trans, amount=amount)
-        attempts.append((trans, prepared["merchant_prepare_id"]))
-    for trans, prepare_id in attempts:
-        done = await click.complete(order.merchant_trans_id, trans, prepare_id, amount=amount)
-        assert done["error"] == 0, done
 
 
 def texts(telegram: FakeTelegram, admin: int, start: str) -> list[str]:
