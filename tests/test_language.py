@@ -14,7 +14,7 @@ from tests.fake_telegram import Call, FakeTelegram
 USER = 321321
 ADMIN = 900001  # ADMIN_IDS in tests/conftest.py
 BUYER_COMMANDS = ["start", "tariffs", "myplan", "paysupport", "terms", "language", "help"]
-ADMIN_COMMANDS = [*BUYER_COMMANDS, "payments", "stats", "export"]
+ADMIN_COMMANDS = [*BUYER_COMMANDS, "payments", "stats", "export", "notices"]
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ async def test_help_lists_admin_commands_to_admins_only(
     await tg.message(ADMIN, "/help", language="en")
     text = telegram.of("sendMessage", ADMIN)[-1].text
     assert "Admin commands:\n/payments — " in text
-    assert "\n/stats — " in text and "\n/export — " in text
+    assert "\n/stats — " in text and "\n/export — " in text and "\n/notices — " in text
     await tg.message(USER, "/help", language="en")
     text = telegram.of("sendMessage", USER)[-1].text
     assert "/tariffs" in text

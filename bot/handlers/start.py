@@ -98,6 +98,7 @@ async def help_command(
             "/stats — revenue and subscribers\n"
             "/export — payments as a CSV file"
         )
+        text += "\n" + _("/notices — payment notices: at once or a daily digest")
     await message.answer(text, reply_markup=keyboards.back())
 
 
