@@ -16,7 +16,17 @@ from bot.workers.scheduler import Scheduler
 from db.clock import to_ms
 from db.schema import admin_settings, orders, payments, users
 from tests.admin.click_payments import pay
-from tests.admin.helpers import ADMIN, BASE, button, plain, press_on, screen
+from tests.admin.helpers import (
+    ADMIN,
+    BASE,
+    add_payment,
+    add_user,
+    assert_valid_html,
+    button,
+    plain,
+    press_on,
+    screen,
+)
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
 from tests.outbox_helpers import wait_until_drained
@@ -169,3 +179,27 @@ async def test_back_to_at_once_sends_what_the_digest_held_and_then_each_payment(
             select(admin_settings.c.digest_hour).where(admin_settings.c.admin_id == ADMIN)
         )
     assert hour is None
+
+
+async def test_a_long_day_lists_the_first_payments_and_counts_the_rest_in_the_admins_language(
+    client, tg: Telegram, telegram: FakeTelegram, clock: FakeClock
+) -> None:
+    clock.now = to_ms(BASE)
+    async with client.server.app[DATABASE].transaction() as conn:
+        await conn.execute(insert(users).values(id=ADMIN, language="ru", created_at=BASE))
+    await choose(tg, telegram, "09:00")
+    await add_user(client, 3201, "<Ali & Co>", None)
+    for minute in range(17):
+        await add_payment(client, 3201, created=BASE + timedelta(minutes=minute))
+    await add_payment(client, 3201, created=BASE + timedelta(hours=1), test=True)
+    clock.now = to_ms(BASE + timedelta(days=1))
+    assert await digests_after_polls(client, telegram, clock) == 1
+    (call,) = [c for c in telegram.delivered(ADMIN) if c.text.startswith("<b>📋")]
+    assert_valid_html(call.text)
+    assert "&lt;Ali &amp; Co&gt;" in call.text
+    lines = plain(call.text).splitlines()
+    assert lines[0] == "📋 Сводка платежей: 10.11.2026 12:00 – 11.11.2026 09:00 (по Ташкенту)"
+    assert lines[1] == "💰 Получено: 17 · 255\u00a0000\u00a0сум"
+    assert "🧪 1 тестовый платёж, не учтён" in lines
+    assert len([line for line in lines if " 💰 " in line]) == 15
+    assert lines[-1] == "…и ещё 2"
