@@ -48,8 +48,9 @@ async def get_mode(conn: AsyncConnection, admin_id: int) -> Mode:
     return Mode(row.digest_hour, row.digest_since) if row else Mode(None, None)
 
 
-async def set_mode(conn: AsyncConnection, admin_id: int, hour: int | None, now_ms: int) -> None:
-    """Switch an admin's notices; nothing they were not told of is dropped.
+async def set_mode(conn: AsyncConnection, admin_id: int, hour: int | None, now_ms: int) -> Mode:
+    """Switch an admin's notices (returns the mode before); nothing they were not told of
+    is dropped.
 
     Into digest mode the span starts now (everything before was sent at once); a new hour
     keeps the span running. Back to "at once", what the pending digest holds so far is
@@ -69,6 +70,7 @@ async def set_mode(conn: AsyncConnection, admin_id: int, hour: int | None, now_m
         .values(admin_id=admin_id, **values)
         .on_conflict_do_update(index_elements=[admin_settings.c.admin_id], set_=values)
     )
+    return old
 
 
 def last_hour_due(now_ms: int, hour: int) -> int:

@@ -70,7 +70,8 @@ async def notice_mode_chosen(
         return
     hour = None if callback_data.hour == AT_ONCE else callback_data.hour
     async with db.transaction() as conn:
-        await digest.set_mode(conn, query.from_user.id, hour, clock())
+        before = await digest.set_mode(conn, query.from_user.id, hour, clock())
     await query.answer(_("Saved."))
-    if isinstance(query.message, Message):
+    # The same choice again: Telegram refuses an edit that changes nothing.
+    if isinstance(query.message, Message) and before.hour != hour:
         await query.message.edit_text(mode_text(hour), reply_markup=mode_keyboard(hour))

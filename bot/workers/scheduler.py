@@ -86,6 +86,8 @@ class Scheduler:
 
     async def run_digests(self) -> int:
         """Queue the daily digest of every admin whose hour has passed; how many."""
+        if not self.admin_ids:
+            return 0
         async with self.db.transaction() as conn:
             queued = await digest.queue_due(conn, self.admin_ids, self.clock())
         if queued:

@@ -163,7 +163,10 @@ async def test_back_to_at_once_sends_what_the_digest_held_and_then_each_payment(
     await settle(client)
     assert texts(telegram, ADMIN, "💰") == []
     clock.advance(hours=1)
-    text = await choose(tg, telegram, "✓ 20:00")  # another tap on the same hour changes nothing
+    edits = len(telegram.of("editMessageText", ADMIN))
+    text = await choose(tg, telegram, "✓ 20:00")  # the same hour again: the span runs on,
+    assert len(telegram.of("editMessageText", ADMIN)) == edits  # and no edit Telegram refuses
+    assert text.startswith("Payment notices: one digest a day at 20:00 (Tashkent time).")
     text = await choose(tg, telegram, "At once")
     assert text.startswith("Payment notices: each payment and refund at once.")
     await settle(client)
