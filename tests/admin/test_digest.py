@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import insert, select
 
 from bot.workers.scheduler import Scheduler
+from db import digest
 from db.clock import to_ms
-from db.schema import admin_settings, orders, payments, users
+from db.database import Database
+from db.schema import admin_settings, notifications, orders, payments, users
 from tests.admin.click_payments import pay
 from tests.admin.helpers import (
     ADMIN,
@@ -206,3 +208,34 @@ async def test_a_long_day_lists_the_first_payments_and_counts_the_rest_in_the_ad
     assert "🧪 1 тестовый платёж, не учтён" in lines
     assert len([line for line in lines if " 💰 " in line]) == 15
     assert lines[-1] == "…и ещё 2"
+
+
+async def test_two_instances_polling_at_once_queue_each_digest_once(
+    database_url: str, clock: FakeClock
+) -> None:
+    """Six concurrent polls of two instances (two connection pools) at each moment: one
+    digest per admin and hour, and the outbox holds exactly those."""
+    first, second = await Database.connect(database_url), await Database.connect(database_url)
+    try:
+        admins = (ADMIN, AT_ONCE_ADMIN)
+        clock.now = to_ms(BASE)
+        async with first.transaction() as conn:
+            for admin, hour in zip(admins, (9, 13), strict=True):
+                await digest.set_mode(conn, admin, hour, clock())
+        schedulers = [Scheduler(db, clock, (), admin_ids=admins) for db in (first, second)]
+        queued = []
+        for hours in (0.5, 1.5, 20.5, 22, 44.5):  # 12:30, 13:30, 08:30 and 10:00 (11.11), 08:30
+            clock.now = to_ms(BASE + timedelta(hours=hours))
+            results = await asyncio.gather(*(s.run_digests() for s in schedulers * 3))
+            queued.append(sum(results))
+        assert queued == [0, 1, 0, 1, 1]  # 13:00 for one admin, 09:00 and 13:00 the next day
+        async with first.read() as conn:
+            keys = sorted((await conn.execute(select(notifications.c.dedupe_key))).scalars())
+        assert keys == [
+            f"admin_alert:payment_digest:2026-11-10T13:{AT_ONCE_ADMIN}",
+            f"admin_alert:payment_digest:2026-11-11T09:{ADMIN}",
+            f"admin_alert:payment_digest:2026-11-11T13:{AT_ONCE_ADMIN}",
+        ]
+    finally:
+        await first.close()
+        await second.close()
