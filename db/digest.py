@@ -61,7 +61,7 @@ async def set_mode(conn: AsyncConnection, admin_id: int, hour: int | None, now_m
     if old.hour is not None and old.since is not None:
         since = old.since
         if hour is None and old.since < now_ms:
-            await queue_digest(conn, admin_id, old.since, now_ms, key=f"until:{now_ms}")
+            await queue_digest(conn, admin_id, old.since, now_ms, f"until:{now_ms}", quiet=False)
             since = now_ms
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = {"digest_hour": hour, "digest_since": since, "updated_at": to_datetime(now_ms)}
@@ -122,9 +122,13 @@ async def queue_due(conn: AsyncConnection, admin_ids: Collection[int], now_ms: i
 
 
 async def queue_digest(
-    conn: AsyncConnection, admin_id: int, since_ms: int, until_ms: int, key: str
+    conn: AsyncConnection, admin_id: int, since_ms: int, until_ms: int, key: str, quiet: bool = True
 ) -> None:
+    """Queue the digest of [since, until); with `quiet` False, only if something happened
+    (the daily one says "nothing" too, so the admin knows it was not forgotten)."""
     details = await figures(conn, since_ms, until_ms)
+    if not quiet and not (details["paid"][0] or details["refunded"][0] or details["tests"]):
+        return
     await alert_admins(conn, [admin_id], PAYMENT_DIGEST, details, to_datetime(until_ms), key)
 
 

@@ -184,6 +184,10 @@ async def test_back_to_at_once_sends_what_the_digest_held_and_then_each_payment(
             select(admin_settings.c.digest_hour).where(admin_settings.c.admin_id == ADMIN)
         )
     assert hour is None
+    await choose(tg, telegram, "20:00")  # a digest span with nothing in it…
+    await choose(tg, telegram, "At once")  # …is not sent when it ends
+    await settle(client)
+    assert len(texts(telegram, ADMIN, "📋")) == 1
 
 
 async def test_a_long_day_lists_the_first_payments_and_counts_the_rest_in_the_admins_language(
