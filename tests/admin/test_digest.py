@@ -185,6 +185,7 @@ async def test_back_to_at_once_sends_what_the_digest_held_and_then_each_payment(
         )
     assert hour is None
     await choose(tg, telegram, "20:00")  # a digest span with nothing in it…
+    clock.advance(hours=1)
     await choose(tg, telegram, "At once")  # …is not sent when it ends
     await settle(client)
     assert len(texts(telegram, ADMIN, "📋")) == 1
