@@ -45,6 +45,7 @@ def admin_menu() -> list[BotCommand]:
         BotCommand(command="user", description=_("A buyer's card: plan, payments, gifts")),
         BotCommand(command="shop", description=_("Tariffs: prices, days, texts")),
         BotCommand(command="broadcast", description=_("A message to all or some users")),
+        BotCommand(command="notices", description=_("Payment notices: at once or daily")),
     ]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
 from db.clock import to_datetime
-from db.schema import orders, payments, users
+from db.schema import admin_settings, orders, payments, users
 
 # What an alert is about; the notifier renders each in the admin's language.
 CLICK_CANCEL_ON_PAID = "click_cancel_on_paid"  # Click A1: Click claims a failure on credited money
@@ -54,9 +54,11 @@ async def alert_admins(
         )
 
 
-# Money as it moves: a notice to every admin for each payment and each refund.
+# Money as it moves: a notice to every admin for each payment and each refund, or one
+# digest a day for the admins who chose it (db/digest.py).
 PAYMENT_PAID = "payment_paid"
 PAYMENT_REFUNDED = "payment_refunded"
+PAYMENT_DIGEST = "payment_digest"
 
 
 async def payment_notice(
@@ -71,9 +73,16 @@ async def payment_notice(
     Called by the ledger (db/billing.py) inside the transaction that moved the money, so
     the notice is queued exactly when the change commits; the payment's details are read
     here, so the call is one line whatever the ledger holds in its variables. The dedupe
-    key (event, payment, admin) makes a repeated call queue nothing.
+    key (event, payment, admin) makes a repeated call queue nothing. Admins who chose a
+    daily digest are skipped: their digest reads the payments from the table.
     """
     if not admin_ids:
+        return
+    digest = select(admin_settings.c.admin_id).where(
+        admin_settings.c.admin_id.in_(sorted(admin_ids)), admin_settings.c.digest_hour.is_not(None)
+    )
+    at_once = set(admin_ids) - set((await conn.execute(digest)).scalars())
+    if not at_once:
         return
     query = (
         select(
@@ -104,4 +113,4 @@ async def payment_notice(
         "buyer_username": username,
     }
     now = to_datetime(now_ms)
-    await alert_admins(conn, admin_ids, event, details, now, key=str(payment_id))
+    await alert_admins(conn, at_once, event, details, now, key=str(payment_id))

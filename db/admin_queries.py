@@ -444,16 +444,6 @@ async def period_figures(conn: AsyncConnection, start_ms: int, end_ms: int) -> P
     )
 
 
-async def active_subscribers(conn: AsyncConnection, now: datetime) -> dict[str, int]:
-    query = (
-        select(users.c.tariff, func.count())
-        .where(users.c.tariff_expires_at > now, users.c.tariff.is_not(None))
-        .group_by(users.c.tariff)
-    )
-    rows: list[Any] = list(await conn.execute(query))
-    return {str(tariff): int(count) for tariff, count in rows}
-
-
 async def daily_by_tariff(
     conn: AsyncConnection, start_ms: int, end_ms: int, utc_offset_ms: int
 ) -> dict[tuple[int, str], int]:

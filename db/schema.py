@@ -285,3 +285,14 @@ Index(
     sqlite_where=text("status = 'pending' AND broadcast_id IS NULL"),
     postgresql_where=text("status = 'pending' AND broadcast_id IS NULL"),
 )
+# Each admin's choice for the per-payment notices (migration 0012_admin_settings, db/digest.py):
+# `digest_hour` NULL means at once, else one digest a day at that Tashkent hour covering
+# [digest_since, that hour); `digest_since` moves forward with each digest queued.
+admin_settings = Table(
+    "admin_settings",
+    metadata,
+    Column("admin_id", BigInteger, primary_key=True, autoincrement=False),  # Telegram id
+    Column("digest_hour", Integer, nullable=True),  # 0–23, Tashkent time
+    Column("digest_since", BigInteger, nullable=True),  # ms: not yet in any digest from here
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

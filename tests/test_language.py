@@ -14,7 +14,16 @@ from tests.fake_telegram import Call, FakeTelegram
 USER = 321321
 ADMIN = 900001  # ADMIN_IDS in tests/conftest.py
 BUYER_COMMANDS = ["start", "tariffs", "myplan", "paysupport", "terms", "language", "help"]
-ADMIN_COMMANDS = [*BUYER_COMMANDS, "payments", "stats", "export", "user", "shop", "broadcast"]
+ADMIN_COMMANDS = [
+    *BUYER_COMMANDS,
+    "payments",
+    "stats",
+    "export",
+    "user",
+    "shop",
+    "broadcast",
+    "notices",
+]
 
 
 @pytest.mark.parametrize(
@@ -142,6 +151,7 @@ async def test_help_lists_admin_commands_to_admins_only(
     text = telegram.of("sendMessage", ADMIN)[-1].text
     assert "Admin commands:\n/payments — " in text
     assert "\n/stats — " in text and "\n/export — " in text and "\n/shop — " in text
+    assert "\n/notices — " in text
     await tg.message(USER, "/help", language="en")
     text = telegram.of("sendMessage", USER)[-1].text
     assert "/tariffs" in text

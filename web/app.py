@@ -124,7 +124,9 @@ def create_app(
     app[CALLBACK_LOG] = CallbackLog(settings.callback_log_file)
     app[NOTIFIER] = Notifier(database, bot, i18n, clock, pacer)
     # Every instance runs a scheduler; the database decides which of them does each run.
-    app[SCHEDULER] = Scheduler(database, clock, settings.notifier.reminder_days)
+    app[SCHEDULER] = Scheduler(
+        database, clock, settings.notifier.reminder_days, admin_ids=settings.admin_ids
+    )
     app[TELEGRAM_LINK] = TelegramLink(
         bot, dispatcher, i18n, settings.webhook_url, settings.webhook_secret
     )

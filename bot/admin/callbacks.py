@@ -101,3 +101,9 @@ class BroadcastAction(CallbackData, prefix="bc"):
 
     id: int
     step: BroadcastStep
+
+
+class NoticeMode(CallbackData, prefix="an"):
+    """/notices: payment notices at once (`hour` -1) or a daily digest at `hour`:00."""
+
+    hour: int

@@ -27,10 +27,11 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.admin import broadcast, buyer_card, export, stats
+from bot.admin import broadcast, buyer_card, digest, export, stats
 from bot.admin import views as admin_views
 from bot.admin.callbacks import (
     BroadcastAction,
+    NoticeMode,
     PaymentsPage,
     RecordReversal,
     ShowBuyer,
@@ -364,9 +365,11 @@ def create_router() -> Router:
     router.message.register(stats.stats_command, Command("stats"))
     router.message.register(export_command, Command("export"))
     router.message.register(broadcast.broadcast_command, Command("broadcast"))
+    router.message.register(digest.notices_command, Command("notices"))
     router.callback_query.register(payments_page, PaymentsPage.filter())
     router.callback_query.register(show_payment, ShowPayment.filter())
     router.callback_query.register(record_reversal, RecordReversal.filter())
     buyer_card.register(router)
     router.callback_query.register(broadcast.broadcast_action, BroadcastAction.filter())
+    router.callback_query.register(digest.notice_mode_chosen, NoticeMode.filter())
     return router

@@ -15,7 +15,7 @@ from aiogram.utils.i18n import ngettext
 
 from bot.admin import views as admin_views
 from bot.admin.search import day_start_ms
-from db import admin_queries
+from db import admin_queries, admin_stats
 from db.clock import TASHKENT, TASHKENT_OFFSET_MS, Clock, to_datetime
 from db.database import Database
 
@@ -52,12 +52,25 @@ async def stats_command(
     async with db.read() as conn:
         current = await admin_queries.period_figures(conn, start, end)
         before = await admin_queries.period_figures(conn, previous, start)
-        active = await admin_queries.active_subscribers(conn, to_datetime(now_ms))
+        active_now = await admin_stats.active_subscribers(conn, now_ms)
+        active_before = await admin_stats.active_subscribers(conn, now_ms - days * DAY_MS)
         daily = await admin_queries.daily_by_tariff(conn, start, end, TASHKENT_OFFSET_MS)
     period = ngettext("{days} day: {first} – {last}", "{days} days: {first} – {last}", days).format(
         days=days, first=f"{first:%d.%m.%Y}", last=f"{today:%d.%m.%Y}"
     )
-    await message.answer(admin_views.stats_text(period, current, before, active, provider_titles))
+    compared = ngettext(
+        "Against the previous {days} day: {first} – {last}",
+        "Against the previous {days} days: {first} – {last}",
+        days,
+    ).format(
+        days=days,
+        first=f"{first - timedelta(days=days):%d.%m.%Y}",
+        last=f"{first - timedelta(days=1):%d.%m.%Y}",
+    )
+    text = admin_views.stats_text(
+        days, period, compared, current, before, (active_now, active_before), provider_titles
+    )
+    await message.answer(text)
     first_number = (start + TASHKENT_OFFSET_MS) // DAY_MS
     dates = [first + timedelta(days=index) for index in range(days)]
     tariffs = sorted({tariff for _day, tariff in daily})

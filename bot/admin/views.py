@@ -13,6 +13,7 @@ from datetime import datetime
 from aiogram import html
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot.texts import format_moment, format_som
 from db.admin_queries import Figure, PaymentLine, PeriodFigures, Totals
@@ -236,32 +237,31 @@ def change(now: int, before: int, percent: bool) -> str:
     return f"{arrow} {share:.0f}%" if share >= 1 else f"{arrow} <1%"
 
 
-def figure_line(title: str, now: Figure, before: Figure) -> str:
-    trend = change(now.amount, before.amount, True)
-    return f"{title}: {now.count} · {format_som(now.amount)}  {trend}"
+def figures(now: Figure, before: Figure) -> str:
+    """`4 (▲ 3) · 60 000 so'm (▲ 460%)`: a count changes by so many, a sum by a share."""
+    count = change(now.count, before.count, False)
+    amount = change(now.amount, before.amount, True)
+    return f"{now.count} ({count}) · {format_som(now.amount)} ({amount})"
 
 
 def stats_text(
+    days: int,
     period: str,
+    previous: str,
     now: PeriodFigures,
     before: PeriodFigures,
-    active: Mapping[str, int],
+    active: tuple[Mapping[str, int], Mapping[str, int]],
     titles: Mapping[str, str],
 ) -> str:
-    """One fact per line, short enough for a phone; each against the previous period."""
+    """One fact per line, short enough for a phone; each against the previous period
+    (`previous` names it), the active subscribers against as many days ago."""
+    active_now, active_before = active
     lines = [
         html.bold(period),
-        _("Paid: {count} · {amount}  {change}").format(
-            count=now.kept.count,
-            amount=format_som(now.kept.amount),
-            change=change(now.kept.amount, before.kept.amount, True),
-        ),
-        _("Refunds: {count} · {amount}  {change}").format(
-            count=now.refunds.count,
-            amount=format_som(now.refunds.amount),
-            change=change(now.refunds.count, before.refunds.count, False),
-        ),
-        _("Pending orders: {count}  {change}").format(
+        previous,
+        _("Paid: {figures}").format(figures=figures(now.kept, before.kept)),
+        _("Refunds: {figures}").format(figures=figures(now.refunds, before.refunds)),
+        _("Pending orders: {count} ({change})").format(
             count=now.pending_orders,
             change=change(now.pending_orders, before.pending_orders, False),
         ),
@@ -270,23 +270,25 @@ def stats_text(
     ]
     for name in sorted(set(now.by_provider) | set(before.by_provider) | set(titles)):
         lines.append(
-            figure_line(
-                html.quote(titles.get(name, name)),
-                now.by_provider.get(name, Figure()),
-                before.by_provider.get(name, Figure()),
-            )
+            html.quote(titles.get(name, name))
+            + ": "
+            + figures(now.by_provider.get(name, Figure()), before.by_provider.get(name, Figure()))
         )
     lines += ["", html.bold(_("By tariff"))]
     for code in sorted(set(now.by_tariff) | set(before.by_tariff) | set(TARIFF_CODES)):
         lines.append(
-            figure_line(
-                tariff_name(code),
-                now.by_tariff.get(code, Figure()),
-                before.by_tariff.get(code, Figure()),
-            )
+            tariff_name(code)
+            + ": "
+            + figures(now.by_tariff.get(code, Figure()), before.by_tariff.get(code, Figure()))
         )
-    lines += ["", html.bold(_("Active subscribers now"))]
-    for code in sorted(set(active) | set(TARIFF_CODES)):
-        lines.append(f"{tariff_name(code)}: {active.get(code, 0)}")
+    active_title = ngettext(
+        "Active subscribers now (change in {days} day)",
+        "Active subscribers now (change in {days} days)",
+        days,
+    ).format(days=days)
+    lines += ["", html.bold(active_title)]
+    for code in sorted(set(active_now) | set(active_before) | set(TARIFF_CODES)):
+        count, earlier = active_now.get(code, 0), active_before.get(code, 0)
+        lines.append(f"{tariff_name(code)}: {count} ({change(count, earlier, False)})")
     lines += ["", _("Test payments are not counted.")]
     return "\n".join(lines)

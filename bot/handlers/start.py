@@ -98,6 +98,7 @@ async def help_command(
         text += "\n" + _("/user — a buyer's card: plan, payments, gifts")
         text += "\n" + _("/shop — tariffs: prices, days, texts, hide or show")
         text += "\n" + _("/broadcast — a message to all or some users")
+        text += "\n" + _("/notices — payment notices: at once or a daily digest")
     await message.answer(text, reply_markup=keyboards.back())
 
 
