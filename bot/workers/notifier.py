@@ -58,6 +58,7 @@ SEND_TIMEOUT_SECONDS = 10
 LEASE_MARGIN_SECONDS = 10
 UNREACHABLE_MARKERS = ("chat not found", "user is deactivated", "bot was blocked")
 MAX_RETRY_AFTER_ROUNDS = 5  # then the notice goes back to the queue for `retry_after`
+MAX_SLOW_CHECKS = 3  # a broadcast row's status check that ran late takes a fresh slot
 MARK_ATTEMPTS = 3
 
 
@@ -265,7 +266,7 @@ class Notifier:
         with self.i18n.context(), self.i18n.use_locale(language):
             text, markup = notices.render(notice.kind, payload)
             paid_checkout = notices.paid_checkout(notice.kind, notice.payload)
-        retry_after_rounds = 0
+        retry_after_rounds = slow_checks = 0
         while True:
             if retry_after_rounds == 0:
                 await self.pacer.wait_turn(notice.user_id)
@@ -276,8 +277,16 @@ class Notifier:
                 self.pacer.sent(notice.user_id)  # the slot `pause` kept free is ours
             if self._stopping or not self._may_send:
                 return  # not sent: the lease runs out and the notice is due again
-            if notice.broadcast_id is not None and not await self._still_pending(notice):
-                return  # its broadcast was cancelled while it waited: never sent
+            if notice.broadcast_id is not None:
+                checked_from = time.monotonic()
+                if not await self._still_pending(notice):
+                    return  # its broadcast was cancelled while it waited: never sent
+                late = time.monotonic() - checked_from > self.pacer.interval / 2
+                if late and retry_after_rounds == 0 and slow_checks < MAX_SLOW_CHECKS:
+                    # The check took most of a slot: sent now, this message could reach
+                    # Telegram in the next one's slot. Take a fresh slot instead.
+                    slow_checks += 1
+                    continue
             self._sending.add(notice.id)
             try:
                 await self.bot.send_message(

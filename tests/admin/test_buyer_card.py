@@ -171,7 +171,7 @@ def kept_figures(text: str) -> list[str]:
     """/stats lines about money (everything before the active subscribers, which a gift
     rightly changes)."""
     lines = plain(text).splitlines()
-    return lines[: lines.index("Active subscribers now")]
+    return lines[: next(i for i, line in enumerate(lines) if line.startswith("Active subscribers"))]
 
 
 async def test_gift_is_in_the_timeline_but_not_in_revenue_nor_exports(
