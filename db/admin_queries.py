@@ -19,23 +19,28 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    column,
     false,
     func,
     literal,
     or_,
     select,
+    table,
     true,
     tuple_,
     union,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.clock import to_datetime
+from db.clock import TASHKENT_OFFSET_MS, to_datetime
 from db.orders import order_id_from_code
-from db.schema import orders, payments, users
+from db.schema import orders, orders_paid_twice, payment_day_sums, payments, users
 
 MAX_BIGINT = 2**63 - 1
 MAX_AMOUNT_SOM = 10**12  # a bare number above this cannot be an amount
+DAY_MS = 86_400_000
+# SQLite's FTS5 trigram index of the buyers' names (migration 0013): rowid is users.id.
+NAME_TRIGRAMS = table("users_name_trigrams", column("rowid"), column("users_name_trigrams"))
 
 
 @dataclass(frozen=True)
@@ -152,11 +157,20 @@ def _like_pattern(text: str) -> str:
 def _name_contains(word: str, postgres: bool) -> ColumnElement[bool]:
     """A case-insensitive part of the buyer's name.
 
-    PostgreSQL's ILIKE folds every alphabet. SQLite's LIKE folds only ASCII, so the
-    word is also tried lower-, upper- and title-cased: `алиса` finds `Алиса`.
+    PostgreSQL's ILIKE folds every alphabet (and uses the trigram index of migration
+    0013 when the server has pg_trgm). On SQLite a word of three letters or more is a
+    phrase of the FTS5 trigram table, which folds every alphabet too; a shorter one has
+    no trigram, and SQLite's LIKE folds only ASCII, so the word is also tried lower-,
+    upper- and title-cased: `ал` finds `Алиса`.
     """
     if postgres:
         return users.c.first_name.ilike(_like_pattern(word), escape="\\")
+    if len(word) >= 3:
+        phrase = '"' + word.replace('"', '""') + '"'
+        found = select(NAME_TRIGRAMS.c.rowid).where(
+            NAME_TRIGRAMS.c.users_name_trigrams.op("MATCH")(phrase)
+        )
+        return users.c.id.in_(found)
     variants = sorted({word, word.lower(), word.upper(), word.capitalize(), word.title()})
     return or_(*(users.c.first_name.like(_like_pattern(v), escape="\\") for v in variants))
 
@@ -267,23 +281,8 @@ def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) 
         query = query.where(payments.c.test == true())
     elif filters.real_only:
         query = query.where(payments.c.test == false())
-    if filters.double:
-        paid = payments.alias("paid_twice")
-        if walking:  # a page: an index probe for each of the newest payments walked
-            paid_count = (
-                select(func.count())
-                .where(paid.c.state == "paid", paid.c.order_id == payments.c.order_id)
-                .scalar_subquery()
-            )
-            query = query.where(paid_count > 1)
-        else:  # every match: one pass over the (state, order_id) index
-            twice = (
-                select(paid.c.order_id)
-                .where(paid.c.state == "paid")
-                .group_by(paid.c.order_id)
-                .having(func.count() > 1)
-            )
-            query = query.where(payments.c.order_id.in_(twice))
+    if filters.double:  # the trigger-kept list of orders paid twice (migration 0013)
+        query = query.where(payments.c.order_id.in_(select(orders_paid_twice.c.order_id)))
     return query
 
 
@@ -331,28 +330,93 @@ async def search(
     return lines[::-1]  # newest first, whichever way the page was cut
 
 
-async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
-    """The header of a search: every match counted and summed, not just one page."""
-    filters = await resolve(conn, filters)
-    counted = true() if filters.test else payments.c.test == false()
-    paid = and_(counted, payments.c.state == "paid")
-    refunded = and_(counted, payments.c.state == "refunded")
+def _figures(row_count: Any, row_sum: Any, state: Any, test: Any, only_tests: bool) -> list[Any]:
+    """The header's four figures over rows that each stand for `row_count` payments
+    summing to `row_sum`: payments themselves (1, amount) or per-day sums."""
+    counted = true() if only_tests else test == false()
+
+    def total(condition: ColumnElement[bool], value: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, value))), 0)
+
+    return [
+        total(counted, row_count),
+        total(and_(counted, state == "paid"), row_sum),
+        total(and_(counted, state == "refunded"), row_sum),
+        total(test == true(), row_count),
+    ]
+
+
+def _summed_days(filters: Filters) -> tuple[int | None, int | None] | None:
+    """The [first, end) Tashkent days of a search the per-day sums can answer, or None.
+
+    They know a payment's day, provider, state, tariff, test flag and amount; any other
+    word (an id, a person, `double`) or a bound inside a day needs the payments."""
+    if filters.id_terms or filters.name_terms or filters.usernames or filters.double:
+        return None
+    if filters.user_id is not None:
+        return None
+    days: list[int | None] = []
+    for bound in (filters.created_from_ms, filters.created_to_ms):
+        if bound is not None and (bound + TASHKENT_OFFSET_MS) % DAY_MS:
+            return None
+        days.append(None if bound is None else (bound + TASHKENT_OFFSET_MS) // DAY_MS)
+    return days[0], days[1]
+
+
+def _from_day_sums(filters: Filters, first: int | None, end: int | None) -> Select[Any]:
+    sums = payment_day_sums
+    query = select(
+        *_figures(sums.c.count, sums.c.count * sums.c.amount, sums.c.state, sums.c.test, filters.test)
+    )
+    if filters.states:
+        query = query.where(sums.c.state.in_(sorted(filters.states)))
+    if filters.providers:
+        query = query.where(sums.c.provider.in_(sorted(filters.providers)))
+    if filters.tariffs:
+        query = query.where(sums.c.tariff.in_(sorted(filters.tariffs)))
+    for amount in filters.amounts:
+        query = query.where(sums.c.amount == amount)
+    if first is not None:
+        query = query.where(sums.c.day >= first)
+    if end is not None:
+        query = query.where(sums.c.day < end)
+    if filters.test:
+        query = query.where(sums.c.test == true())
+    elif filters.real_only:
+        query = query.where(sums.c.test == false())
+    return query
+
+
+def _from_payments(filters: Filters, postgres: bool) -> Select[Any]:
     source: Any = payments
     if _needs_orders(filters):  # no join the figures do not need
         source = payments.join(orders, orders.c.id == payments.c.order_id)
-    query = _where(
+    return _where(
         select(
-            func.count(case((counted, 1))),
-            func.coalesce(func.sum(case((paid, payments.c.amount))), 0),
-            func.coalesce(func.sum(case((refunded, payments.c.amount))), 0),
-            func.count(case((payments.c.test == true(), 1))),
+            *_figures(
+                literal(1), payments.c.amount, payments.c.state, payments.c.test, filters.test
+            )
         ).select_from(source),
         filters,
-        _is_postgres(conn),
+        postgres,
         # Within a date range the creation-time index is the narrow one: keep the planners
         # off the state and provider indexes there too.
         walking=filters.created_from_ms is not None,
     )
+
+
+async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
+    """The header of a search: every match counted and summed, not just one page.
+
+    A search made only of states, providers, tariffs, amounts, whole days and `test` may
+    match most of a million payments: it adds up the per-day sums instead (a few
+    thousand rows, exact: triggers keep them in the payment's own transaction)."""
+    filters = await resolve(conn, filters)
+    days = _summed_days(filters)
+    if days is not None:
+        query = _from_day_sums(filters, *days)
+    else:
+        query = _from_payments(filters, _is_postgres(conn))
     count, paid, refunded, tests = (await conn.execute(query)).one()
     return Totals(int(count), int(paid), int(refunded), 0 if filters.test else int(tests))
 

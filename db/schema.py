@@ -194,3 +194,26 @@ Index("ix_payments_create_time_id", payments.c.create_time, payments.c.id)
 Index("ix_payments_amount_create_time_id", payments.c.amount, payments.c.create_time, payments.c.id)
 Index("ix_payments_test_create_time_id", payments.c.test, payments.c.create_time, payments.c.id)
 Index("ix_payments_state_order_id", payments.c.state, payments.c.order_id)  # `double`
+
+# The header totals of /payments and its `double` search (migration 0013_search_speed):
+# kept exact by triggers on `payments` in the same transaction as every payment write,
+# never written by the application. Besides these, the migration adds a trigram index on
+# `users.first_name` for a part of a name: an FTS5 table `users_name_trigrams` on SQLite,
+# a pg_trgm GIN index on PostgreSQL when the server has the extension.
+payment_day_sums = Table(
+    "payment_day_sums",
+    metadata,
+    Column("day", Integer, primary_key=True),  # Tashkent day of create_time, since 1970
+    Column("provider", String(8), primary_key=True),
+    Column("state", String(16), primary_key=True),
+    Column("tariff", String(16), primary_key=True),  # the order's (fixed at creation)
+    Column("test", Boolean, primary_key=True),
+    Column("amount", BigInteger, primary_key=True),  # tiyin
+    Column("count", BigInteger, nullable=False),  # payments; their sum is count * amount
+)
+
+orders_paid_twice = Table(
+    "orders_paid_twice",
+    metadata,
+    Column("order_id", BigId, ForeignKey("orders.id"), primary_key=True),
+)
