@@ -374,7 +374,9 @@ def _summed_days(filters: Filters) -> tuple[int | None, int | None] | None:
 def _from_day_sums(filters: Filters, first: int | None, end: int | None) -> Select[Any]:
     sums = payment_day_sums
     query = select(
-        *_figures(sums.c.count, sums.c.count * sums.c.amount, sums.c.state, sums.c.test, filters.test)
+        *_figures(
+            sums.c.count, sums.c.count * sums.c.amount, sums.c.state, sums.c.test, filters.test
+        )
     )
     if filters.states:
         query = query.where(sums.c.state.in_(sorted(filters.states)))

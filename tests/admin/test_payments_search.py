@@ -359,7 +359,9 @@ async def test_real_click_payments_a_double_and_a_reversal_in_the_header(
         b["callback_data"] for b in screen(telegram).buttons if b["text"] == "1"
     ))  # fmt: skip
     await press_on(tg, screen(telegram), button(screen(telegram), "Record Click reversal"))
-    await press_on(tg, screen(telegram), button(screen(telegram), "Yes, Click reversed this payment"))
+    await press_on(
+        tg, screen(telegram), button(screen(telegram), "Yes, Click reversed this payment")
+    )
     await tg.message(ADMIN, "/payments click")
     assert figures(screen(telegram).text) == (2, 1_500_000, 1_500_000)
     await tg.message(ADMIN, "/payments double")
@@ -368,9 +370,7 @@ async def test_real_click_payments_a_double_and_a_reversal_in_the_header(
         await check_every_header(conn, ["", "click", "refunded", "paid"])
 
 
-async def test_a_bound_inside_a_day_is_summed_from_the_payments(
-    client, clock: FakeClock
-) -> None:
+async def test_a_bound_inside_a_day_is_summed_from_the_payments(client, clock: FakeClock) -> None:
     """Filters made in code may cut a day (not the words an admin types): the per-day
     sums cannot answer, the payments do."""
     clock.now = to_ms(BASE)
