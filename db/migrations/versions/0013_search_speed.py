@@ -51,20 +51,32 @@ def _add(row: str, step: str) -> str:
     )
 
 
-def _recount(row: str) -> list[str]:
-    """The order of `NEW` or `OLD` in `orders_paid_twice` exactly when paid twice."""
-    paid = f"(SELECT count(*) FROM payments WHERE order_id = {row}.order_id AND state = 'paid')"
-    return [
-        f"DELETE FROM orders_paid_twice WHERE order_id = {row}.order_id AND {paid} < 2",
-        f"INSERT INTO orders_paid_twice (order_id) SELECT {row}.order_id WHERE {paid} > 1 "
-        "ON CONFLICT (order_id) DO NOTHING",
-    ]
+def _paid_count(row: str) -> str:
+    return f"(SELECT count(*) FROM payments WHERE order_id = {row}.order_id AND state = 'paid')"
 
 
-WRITES = {  # trigger event: the statements it runs
-    "INSERT": [_add("NEW", "1"), *_recount("NEW")],
-    "UPDATE": [_add("OLD", "-1"), _add("NEW", "1"), *_recount("OLD"), *_recount("NEW")],
-    "DELETE": [_add("OLD", "-1"), *_recount("OLD")],
+def _joined_twice(row: str) -> str:
+    """`NEW`'s order into `orders_paid_twice` if `NEW` is paid and now its second paid."""
+    return (
+        f"INSERT INTO orders_paid_twice (order_id) SELECT {row}.order_id "
+        f"WHERE {row}.state = 'paid' AND {_paid_count(row)} > 1 ON CONFLICT (order_id) DO NOTHING"
+    )
+
+
+def _left_twice(row: str) -> str:
+    """`OLD`'s order out of `orders_paid_twice` if `OLD` was paid and one paid is left."""
+    return (
+        f"DELETE FROM orders_paid_twice WHERE order_id = {row}.order_id "
+        f"AND {row}.state = 'paid' AND {_paid_count(row)} < 2"
+    )
+
+
+# Trigger event: the statements it runs. Only a paid payment arriving can make an order
+# paid twice, only one leaving can undo it: the others skip the count.
+WRITES = {
+    "INSERT": [_add("NEW", "1"), _joined_twice("NEW")],
+    "UPDATE": [_add("OLD", "-1"), _add("NEW", "1"), _left_twice("OLD"), _joined_twice("NEW")],
+    "DELETE": [_add("OLD", "-1"), _left_twice("OLD")],
 }
 EVENTS = {"INSERT": "INSERT", "UPDATE": f"UPDATE OF {SUMMED}", "DELETE": "DELETE"}
 CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in SUMMED.split(", "))
