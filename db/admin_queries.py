@@ -4,7 +4,9 @@ Search terms become indexed lookups: each free term (a number, an id, an order p
 is resolved to payment ids through a UNION of lookups that each hit one index, so a
 million payments are searched without a scan on both SQLite and PostgreSQL. Pages are
 cut by a keyset cursor `(create_time, id)`, never an offset, so a payment arriving while
-the admin pages can neither repeat a row nor push one out of sight.
+the admin pages can neither repeat a row nor push one out of sight. The header's totals
+of a search that may match most payments add up per-day sums that triggers keep exact
+(migration 0013_search_speed), not the payments.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.clock import TASHKENT_OFFSET_MS, to_datetime
+from db.ledger import DAY_MS
 from db.orders import order_id_from_code
 from db.schema import orders, orders_paid_twice, payment_day_sums, payments, users
 
 MAX_BIGINT = 2**63 - 1
 MAX_AMOUNT_SOM = 10**12  # a bare number above this cannot be an amount
-DAY_MS = 86_400_000
 # SQLite's FTS5 trigram index of the buyers' names (migration 0013): rowid is users.id.
 NAME_TRIGRAMS = table("users_name_trigrams", column("rowid"), column("users_name_trigrams"))
 
