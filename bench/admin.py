@@ -196,8 +196,8 @@ async def run(url: str, rows: int) -> None:
             # What autovacuum does soon after a bulk load; without statistics the planner
             # would guess, and the figures would be of a state production never stays in.
             # The day sums are compacted too: each batch of 20 000 payments rewrote its
-            # days' rows thousands of times in one transaction, leaving 6 000 pages for
-            # 6 000 rows, which VACUUM empties but does not give back. One payment a
+            # days' rows a hundred times or more in one transaction, leaving pages that
+            # VACUUM empties but does not give back (docs/benchmarks.md). One payment a
             # transaction, as in production, lets PostgreSQL prune old versions as it
             # goes (and migration 0013 has autovacuum visit the table often).
             async with database.engine.connect() as conn:
