@@ -401,3 +401,28 @@ async def test_a_part_of_a_name_follows_a_rename_in_any_alphabet_and_case(
     for query, expected in (("ахн", []), ("NOZA", mine), ("dil", mine)):
         await tg.message(ADMIN, f"/payments {query}")
         assert sorted(shown_ids(screen(telegram))) == sorted(expected), query
+
+
+async def test_double_pages_forth_and_back_newest_first(
+    tg: Telegram, telegram: FakeTelegram, client, clock: FakeClock
+) -> None:
+    """The `double` page is sorted from its orders, not walked by the creation-time index:
+    its keyset cursor must still cut pages exactly, both ways."""
+    clock.now = to_ms(BASE)
+    await add_user(client, 1001, "Ali", "ali")
+    paid: list[int] = []
+    for n in range(8):
+        first = await add_payment(client, 1001, created=days_ago(n))
+        async with client.server.app[DATABASE].read() as conn:
+            order_id = await conn.scalar(select(payments.c.order_id).where(payments.c.id == first))
+        again = await add_payment(client, 1001, created=days_ago(n - 0.5), order_id=order_id)
+        paid += [again, first]
+        await add_payment(client, 1001, created=days_ago(n + 0.25))  # paid once: not shown
+    await tg.message(ADMIN, "/payments double")
+    seen = shown_ids(screen(telegram))
+    await press_on(tg, screen(telegram), button(screen(telegram), "▶"))
+    seen += shown_ids(screen(telegram))
+    assert seen == paid
+    assert figures(screen(telegram).text) == (16, 16 * 1_500_000, 0)
+    await press_on(tg, screen(telegram), button(screen(telegram), "◀"))
+    assert shown_ids(screen(telegram)) == paid[:10]
