@@ -4,7 +4,9 @@ Search terms become indexed lookups: each free term (a number, an id, an order p
 is resolved to payment ids through a UNION of lookups that each hit one index, so a
 million payments are searched without a scan on both SQLite and PostgreSQL. Pages are
 cut by a keyset cursor `(create_time, id)`, never an offset, so a payment arriving while
-the admin pages can neither repeat a row nor push one out of sight.
+the admin pages can neither repeat a row nor push one out of sight. The header's totals
+of a search that may match most payments add up per-day sums that triggers keep exact
+(migration 0013_search_speed), not the payments.
 """
 
 from __future__ import annotations
@@ -19,23 +21,28 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    column,
     false,
     func,
     literal,
     or_,
     select,
+    table,
     true,
     tuple_,
     union,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.clock import to_datetime
+from db.clock import TASHKENT_OFFSET_MS, to_datetime
+from db.ledger import DAY_MS
 from db.orders import order_id_from_code
-from db.schema import orders, payments, users
+from db.schema import orders, orders_paid_twice, payment_day_sums, payments, users
 
 MAX_BIGINT = 2**63 - 1
 MAX_AMOUNT_SOM = 10**12  # a bare number above this cannot be an amount
+# SQLite's FTS5 trigram index of the buyers' names (migration 0013): rowid is users.id.
+NAME_TRIGRAMS = table("users_name_trigrams", column("rowid"), column("users_name_trigrams"))
 
 
 @dataclass(frozen=True)
@@ -152,11 +159,20 @@ def _like_pattern(text: str) -> str:
 def _name_contains(word: str, postgres: bool) -> ColumnElement[bool]:
     """A case-insensitive part of the buyer's name.
 
-    PostgreSQL's ILIKE folds every alphabet. SQLite's LIKE folds only ASCII, so the
-    word is also tried lower-, upper- and title-cased: `алиса` finds `Алиса`.
+    PostgreSQL's ILIKE folds every alphabet (and uses the trigram index of migration
+    0013 when the server has pg_trgm). On SQLite a word of three letters or more is a
+    phrase of the FTS5 trigram table, which folds every alphabet too; a shorter one has
+    no trigram, and SQLite's LIKE folds only ASCII, so the word is also tried lower-,
+    upper- and title-cased: `ал` finds `Алиса`.
     """
     if postgres:
         return users.c.first_name.ilike(_like_pattern(word), escape="\\")
+    if len(word) >= 3:
+        phrase = '"' + word.replace('"', '""') + '"'
+        found = select(NAME_TRIGRAMS.c.rowid).where(
+            NAME_TRIGRAMS.c.users_name_trigrams.op("MATCH")(phrase)
+        )
+        return users.c.id.in_(found)
     variants = sorted({word, word.lower(), word.upper(), word.capitalize(), word.title()})
     return or_(*(users.c.first_name.like(_like_pattern(v), escape="\\") for v in variants))
 
@@ -247,11 +263,14 @@ def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) 
 
     # States, providers and tariffs match a large share of all rows: walking the newest
     # payments and checking them finds a page at once, while an index on them would make
-    # the database collect and sort every match. `|| ''` keeps the planners off those
-    # indexes (on SQLite the state index would otherwise be chosen). Totals read every
+    # the database collect and sort every match. On SQLite `|| ''` keeps the planner off
+    # those indexes (the state index would otherwise be chosen). Not on PostgreSQL: there
+    # it hides how many rows match, the planner then expects a handful, reads the whole
+    # creation-time index in parallel workers and pays their start (20 ms a page); with
+    # the columns' statistics it walks the newest payments by itself. Totals read every
     # match anyway, so there the index is welcome.
     def plain(column: Any) -> Any:
-        return column + "" if walking else column
+        return column + "" if walking and not postgres else column
 
     if filters.states:
         query = query.where(plain(payments.c.state).in_(sorted(filters.states)))
@@ -267,23 +286,8 @@ def _where(query: Select[Any], filters: Filters, postgres: bool, walking: bool) 
         query = query.where(payments.c.test == true())
     elif filters.real_only:
         query = query.where(payments.c.test == false())
-    if filters.double:
-        paid = payments.alias("paid_twice")
-        if walking:  # a page: an index probe for each of the newest payments walked
-            paid_count = (
-                select(func.count())
-                .where(paid.c.state == "paid", paid.c.order_id == payments.c.order_id)
-                .scalar_subquery()
-            )
-            query = query.where(paid_count > 1)
-        else:  # every match: one pass over the (state, order_id) index
-            twice = (
-                select(paid.c.order_id)
-                .where(paid.c.state == "paid")
-                .group_by(paid.c.order_id)
-                .having(func.count() > 1)
-            )
-            query = query.where(payments.c.order_id.in_(twice))
+    if filters.double:  # the trigger-kept list of orders paid twice (migration 0013)
+        query = query.where(payments.c.order_id.in_(select(orders_paid_twice.c.order_id)))
     return query
 
 
@@ -305,8 +309,13 @@ async def search(
     `newer_than` walks the other way (the ◀ button) and returns the page in the usual
     newest-first order.
     """
-    key = tuple_(payments.c.create_time, payments.c.id)
     filters = await resolve(conn, filters)
+    # `double` names a few orders among a million payments, maybe none: the page starts
+    # from their list and sorts what they paid. `+ 0` keeps both planners from walking
+    # the creation-time index instead, which reads every payment when no order was paid
+    # twice.
+    created = payments.c.create_time + 0 if filters.double else payments.c.create_time
+    key = tuple_(created, payments.c.id)
     # The page's ids first, from the payments (and orders only if filtered on), then the
     # details of those few rows: a planner that expects many matches would otherwise join
     # every order by hash before it cuts the page.
@@ -320,9 +329,9 @@ async def search(
         page = page.where(key <= tuple_(literal(at_or_older.create_time), literal(at_or_older.id)))
     if newer_than is not None:
         page = page.where(key > tuple_(literal(newer_than.create_time), literal(newer_than.id)))
-        page = page.order_by(payments.c.create_time, payments.c.id)
+        page = page.order_by(created, payments.c.id)
     else:
-        page = page.order_by(payments.c.create_time.desc(), payments.c.id.desc())
+        page = page.order_by(created.desc(), payments.c.id.desc())
     ids = list((await conn.execute(page.limit(limit))).scalars())
     if not ids:
         return []
@@ -331,28 +340,95 @@ async def search(
     return lines[::-1]  # newest first, whichever way the page was cut
 
 
-async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
-    """The header of a search: every match counted and summed, not just one page."""
-    filters = await resolve(conn, filters)
-    counted = true() if filters.test else payments.c.test == false()
-    paid = and_(counted, payments.c.state == "paid")
-    refunded = and_(counted, payments.c.state == "refunded")
+def _figures(row_count: Any, row_sum: Any, state: Any, test: Any, only_tests: bool) -> list[Any]:
+    """The header's four figures over rows that each stand for `row_count` payments
+    summing to `row_sum`: payments themselves (1, amount) or per-day sums."""
+    counted = true() if only_tests else test == false()
+
+    def total(condition: ColumnElement[bool], value: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, value))), 0)
+
+    return [
+        total(counted, row_count),
+        total(and_(counted, state == "paid"), row_sum),
+        total(and_(counted, state == "refunded"), row_sum),
+        total(test == true(), row_count),
+    ]
+
+
+def _summed_days(filters: Filters) -> tuple[int | None, int | None] | None:
+    """The [first, end) Tashkent days of a search the per-day sums can answer, or None.
+
+    They know a payment's day, provider, state, tariff, test flag and amount; any other
+    word (an id, a person, `double`) or a bound inside a day needs the payments."""
+    if filters.id_terms or filters.name_terms or filters.usernames or filters.double:
+        return None
+    if filters.user_id is not None:
+        return None
+    days: list[int | None] = []
+    for bound in (filters.created_from_ms, filters.created_to_ms):
+        if bound is not None and (bound + TASHKENT_OFFSET_MS) % DAY_MS:
+            return None
+        days.append(None if bound is None else (bound + TASHKENT_OFFSET_MS) // DAY_MS)
+    return days[0], days[1]
+
+
+def _from_day_sums(filters: Filters, first: int | None, end: int | None) -> Select[Any]:
+    sums = payment_day_sums
+    query = select(
+        *_figures(
+            sums.c.count, sums.c.count * sums.c.amount, sums.c.state, sums.c.test, filters.test
+        )
+    )
+    if filters.states:
+        query = query.where(sums.c.state.in_(sorted(filters.states)))
+    if filters.providers:
+        query = query.where(sums.c.provider.in_(sorted(filters.providers)))
+    if filters.tariffs:
+        query = query.where(sums.c.tariff.in_(sorted(filters.tariffs)))
+    for amount in filters.amounts:
+        query = query.where(sums.c.amount == amount)
+    if first is not None:
+        query = query.where(sums.c.day >= first)
+    if end is not None:
+        query = query.where(sums.c.day < end)
+    if filters.test:
+        query = query.where(sums.c.test == true())
+    elif filters.real_only:
+        query = query.where(sums.c.test == false())
+    return query
+
+
+def _from_payments(filters: Filters, postgres: bool) -> Select[Any]:
     source: Any = payments
     if _needs_orders(filters):  # no join the figures do not need
         source = payments.join(orders, orders.c.id == payments.c.order_id)
-    query = _where(
+    return _where(
         select(
-            func.count(case((counted, 1))),
-            func.coalesce(func.sum(case((paid, payments.c.amount))), 0),
-            func.coalesce(func.sum(case((refunded, payments.c.amount))), 0),
-            func.count(case((payments.c.test == true(), 1))),
+            *_figures(
+                literal(1), payments.c.amount, payments.c.state, payments.c.test, filters.test
+            )
         ).select_from(source),
         filters,
-        _is_postgres(conn),
+        postgres,
         # Within a date range the creation-time index is the narrow one: keep the planners
         # off the state and provider indexes there too.
         walking=filters.created_from_ms is not None,
     )
+
+
+async def totals(conn: AsyncConnection, filters: Filters) -> Totals:
+    """The header of a search: every match counted and summed, not just one page.
+
+    A search made only of states, providers, tariffs, amounts, whole days and `test` may
+    match most of a million payments: it adds up the per-day sums instead (a few
+    thousand rows, exact: triggers keep them in the payment's own transaction)."""
+    filters = await resolve(conn, filters)
+    days = _summed_days(filters)
+    if days is not None:
+        query = _from_day_sums(filters, *days)
+    else:
+        query = _from_payments(filters, _is_postgres(conn))
     count, paid, refunded, tests = (await conn.execute(query)).one()
     return Totals(int(count), int(paid), int(refunded), 0 if filters.test else int(tests))
 

@@ -285,6 +285,7 @@ Index(
     sqlite_where=text("status = 'pending' AND broadcast_id IS NULL"),
     postgresql_where=text("status = 'pending' AND broadcast_id IS NULL"),
 )
+
 # Each admin's choice for the per-payment notices (migration 0012_admin_settings, db/digest.py):
 # `digest_hour` NULL means at once, else one digest a day at that Tashkent hour covering
 # [digest_since, that hour); `digest_since` moves forward with each digest queued.
@@ -295,4 +296,27 @@ admin_settings = Table(
     Column("digest_hour", Integer, nullable=True),  # 0–23, Tashkent time
     Column("digest_since", BigInteger, nullable=True),  # ms: not yet in any digest from here
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The header totals of /payments and its `double` search (migration 0013_search_speed):
+# kept exact by triggers on `payments` in the same transaction as every payment write,
+# never written by the application. Besides these, the migration adds a trigram index on
+# `users.first_name` for a part of a name: an FTS5 table `users_name_trigrams` on SQLite,
+# a pg_trgm GIN index on PostgreSQL when the server has the extension.
+payment_day_sums = Table(
+    "payment_day_sums",
+    metadata,
+    Column("day", Integer, primary_key=True),  # Tashkent day of create_time, since 1970
+    Column("provider", String(8), primary_key=True),
+    Column("state", String(16), primary_key=True),
+    Column("tariff", String(16), primary_key=True),  # the order's (fixed at creation)
+    Column("test", Boolean, primary_key=True),
+    Column("amount", BigInteger, primary_key=True),  # tiyin
+    Column("count", BigInteger, nullable=False),  # payments; their sum is count * amount
+)
+
+orders_paid_twice = Table(
+    "orders_paid_twice",
+    metadata,
+    Column("order_id", BigId, ForeignKey("orders.id"), primary_key=True),
 )
