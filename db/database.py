@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,6 +55,7 @@ class Database:
         # left to SQLite, the losers poll in sleeps of up to 100 ms (p99 of seconds under
         # load). Other processes are still kept out by the database lock itself.
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writer_since: float | None = None  # time.monotonic() the writer took its turn
 
     @classmethod
     def from_url(
@@ -103,10 +105,21 @@ class Database:
         # nested transaction) or a long queue fails the waiting one instead of hanging it.
         async with asyncio.timeout(self.wait_seconds):
             await self._writer.acquire()
+        self._writer_since = time.monotonic()
         try:
             yield
         finally:
+            self._writer_since = None
             self._writer.release()
+
+    def writer_held_seconds(self) -> float:
+        """How long this process's SQLite writer has held its turn (0 when nobody does).
+
+        A transaction that hangs (awaiting something that never comes) keeps every
+        payment out; they fail after `wait_seconds`, and /health reports it with this."""
+        if self._writer_since is None:
+            return 0.0
+        return time.monotonic() - self._writer_since
 
     def listen(self, topic: str, callback: Callable[[], None]) -> None:
         """Call `callback` after every commit that announced `topic` (this process only)."""
