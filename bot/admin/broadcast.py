@@ -27,6 +27,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin.callbacks import BroadcastAction, BroadcastStep
+from bot.handlers.navigation import put_in_place
 from bot.workers.pacing import Pacer
 from db import broadcasts
 from db.broadcasts import Audience, Broadcast, BroadcastStatus, Progress, Target
@@ -279,7 +280,12 @@ async def broadcast_command(
 
 
 async def broadcast_action(
-    query: CallbackQuery, callback_data: BroadcastAction, db: Database, clock: Clock, i18n: I18n
+    query: CallbackQuery,
+    bot: Bot,
+    callback_data: BroadcastAction,
+    db: Database,
+    clock: Clock,
+    i18n: I18n,
 ) -> None:
     """Send: queue the rows once, and the summary becomes the status message. Cancel:
     drop the draft, or stop the sending (its pending rows in one statement)."""
@@ -303,7 +309,7 @@ async def broadcast_action(
         return
     await query.answer()
     markup = keyboard(broadcast.id, True) if broadcast.status == BroadcastStatus.SENDING else None
-    await query.message.edit_text(status_text(broadcast, progress), reply_markup=markup)
+    await put_in_place(query, bot, status_text(broadcast, progress), reply_markup=markup)
 
 
 async def report_progress(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aiogram import Router, html
+from aiogram import Bot, Router, html
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -21,6 +21,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin import views as admin_views
 from bot.admin.callbacks import DecideGift, ShowBuyer, ShowPayment, TakeBackGift
+from bot.handlers.navigation import put_in_place
 from bot.texts import LANGUAGE_NAMES, format_moment, timeline_text
 from db import admin_queries, gifts, ledger
 from db.admin_queries import Filters
@@ -184,6 +185,7 @@ async def user_command(
 
 async def show_buyer(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: ShowBuyer,
     db: Database,
     clock: Clock,
@@ -198,7 +200,7 @@ async def show_buyer(
         db, callback_data.user_id, search, callback_data, clock(), provider_titles
     )
     if card is not None:
-        await query.message.edit_text(card[0], reply_markup=card[1])
+        await put_in_place(query, bot, card[0], reply_markup=card[1])
 
 
 def unknown_buyer(who: str) -> str:
@@ -266,7 +268,7 @@ async def gift_command(
 
 
 async def decide_gift(
-    query: CallbackQuery, callback_data: DecideGift, db: Database, clock: Clock
+    query: CallbackQuery, bot: Bot, callback_data: DecideGift, db: Database, clock: Clock
 ) -> None:
     """Confirm grants once, however many instances get a press; Cancel changes nothing."""
     now_ms = clock()
@@ -285,7 +287,7 @@ async def decide_gift(
     if not isinstance(query.message, Message):
         return
     if timeline is None:
-        await query.message.edit_text(_("Gift cancelled; nothing was changed."))
+        await put_in_place(query, bot, _("Gift cancelled; nothing was changed."))
         return
     text = "\n".join(
         [
@@ -298,11 +300,12 @@ async def decide_gift(
     )
     builder = InlineKeyboardBuilder()
     builder.button(text=_("👤 Buyer"), callback_data=ShowBuyer(user_id=buyer.id))
-    await query.message.edit_text(text, reply_markup=builder.as_markup())
+    await put_in_place(query, bot, text, reply_markup=builder.as_markup())
 
 
 async def take_back(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: TakeBackGift,
     db: Database,
     clock: Clock,
@@ -335,7 +338,9 @@ async def take_back(
             "Its unused days are removed now and the periods after it move earlier; "
             "days already used stay used."
         ).format(id=gift.id, days=days_of(gift.days, gift.tariff), reason=html.quote(gift.reason))
-        await query.message.edit_text(
+        await put_in_place(
+            query,
+            bot,
             "\n".join([*admin_views.query_line(search), question]),
             reply_markup=builder.as_markup(),
         )
@@ -351,7 +356,7 @@ async def take_back(
         await query.answer(_("Gift taken back; its days were already used."))
     card = await render_card(db, gift.user_id, search, place, now_ms, provider_titles)
     if card is not None:
-        await query.message.edit_text(card[0], reply_markup=card[1])
+        await put_in_place(query, bot, card[0], reply_markup=card[1])
 
 
 def register(router: Router) -> None:

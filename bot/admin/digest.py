@@ -6,11 +6,13 @@ payments, Click's cancel on a paid payment) come at once whatever is chosen.
 
 from __future__ import annotations
 
+from aiogram import Bot
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin.callbacks import NoticeMode
+from bot.handlers.navigation import put_in_place
 from db import digest
 from db.clock import Clock
 from db.database import Database
@@ -63,7 +65,7 @@ async def notices_command(message: Message, db: Database) -> None:
 
 
 async def notice_mode_chosen(
-    query: CallbackQuery, callback_data: NoticeMode, db: Database, clock: Clock
+    query: CallbackQuery, bot: Bot, callback_data: NoticeMode, db: Database, clock: Clock
 ) -> None:
     if not 0 <= callback_data.hour < 24 and callback_data.hour != AT_ONCE:
         await query.answer()
@@ -74,4 +76,4 @@ async def notice_mode_chosen(
     await query.answer(_("Saved."))
     # The same choice again: Telegram refuses an edit that changes nothing.
     if isinstance(query.message, Message) and before.hour != hour:
-        await query.message.edit_text(mode_text(hour), reply_markup=mode_keyboard(hour))
+        await put_in_place(query, bot, mode_text(hour), reply_markup=mode_keyboard(hour))

@@ -40,6 +40,7 @@ from bot.admin.callbacks import (
 )
 from bot.admin.search import BadQuery, month_range, parse_query
 from bot.admin.views import query_of
+from bot.handlers.navigation import put_in_place
 from bot.payment_methods import PaymentMethod
 from bot.texts import format_som
 from db import admin_queries
@@ -143,6 +144,7 @@ async def payments_command(
 
 async def payments_page(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: PaymentsPage,
     db: Database,
     clock: Clock,
@@ -153,7 +155,7 @@ async def payments_page(
         return
     search = query_of(query.message)
     text, markup = await render_page(db, search, callback_data, clock, provider_titles)
-    await query.message.edit_text(text, reply_markup=markup)
+    await put_in_place(query, bot, text, reply_markup=markup)
 
 
 def manual_reversal(payment_methods: Sequence[PaymentMethod]) -> frozenset[str]:
@@ -214,6 +216,7 @@ async def render_card(
 
 async def show_payment(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: ShowPayment,
     db: Database,
     clock: Clock,
@@ -228,7 +231,7 @@ async def show_payment(
         db, query_of(query.message), callback_data, clock(), provider_titles, payment_methods
     )
     if card is not None:
-        await query.message.edit_text(card[0], reply_markup=card[1])
+        await put_in_place(query, bot, card[0], reply_markup=card[1])
 
 
 async def refund_in_books(
@@ -242,6 +245,7 @@ async def refund_in_books(
 
 async def record_reversal(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: RecordReversal,
     db: Database,
     clock: Clock,
@@ -274,8 +278,11 @@ async def record_reversal(
         )
         builder.button(text=_("Cancel"), callback_data=page)
         builder.adjust(1)
-        await query.message.edit_text(
-            admin_views.reversal_question(search, line), reply_markup=builder.as_markup()
+        await put_in_place(
+            query,
+            bot,
+            admin_views.reversal_question(search, line),
+            reply_markup=builder.as_markup(),
         )
         return
     now_ms, removed_ms = clock(), 0
@@ -303,7 +310,7 @@ async def record_reversal(
     )
     card = await render_card(db, search, page, now_ms, provider_titles, payment_methods)
     if card is not None:
-        await query.message.edit_text(card[0], reply_markup=card[1])
+        await put_in_place(query, bot, card[0], reply_markup=card[1])
 
 
 async def export_command(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from aiogram import Router, html
+from aiogram import Bot, Router, html
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n, ngettext
@@ -22,6 +22,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin.callbacks import ShopCard, ShopDecision, ShopHistory, ShopList, ShopToggle
 from bot.admin.handlers import IsAdmin
+from bot.handlers.navigation import put_in_place
 from bot.texts import format_moment, format_som, tariff_line
 from db import shop
 from db.clock import Clock, to_datetime
@@ -313,18 +314,19 @@ async def shop_command(
 
 
 async def list_button(
-    query: CallbackQuery, db: Database, catalogue: Mapping[str, Tariff], i18n: I18n
+    query: CallbackQuery, bot: Bot, db: Database, catalogue: Mapping[str, Tariff], i18n: I18n
 ) -> None:
     await query.answer()
     if isinstance(query.message, Message):
         async with db.read() as conn:
             overrides = await shop.load_overrides(conn)
         text, markup = list_view(catalogue, overrides, i18n.current_locale)
-        await query.message.edit_text(text, reply_markup=markup)
+        await put_in_place(query, bot, text, reply_markup=markup)
 
 
 async def card_button(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: ShopCard,
     db: Database,
     catalogue: Mapping[str, Tariff],
@@ -333,11 +335,12 @@ async def card_button(
     await query.answer()
     if isinstance(query.message, Message) and callback_data.tariff in catalogue:
         text, markup = await read_card(db, catalogue, callback_data.tariff, i18n.current_locale)
-        await query.message.edit_text(text, reply_markup=markup)
+        await put_in_place(query, bot, text, reply_markup=markup)
 
 
 async def toggle_button(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: ShopToggle,
     db: Database,
     clock: Clock,
@@ -349,11 +352,12 @@ async def toggle_button(
         return
     change = (Field.HIDDEN, None, callback_data.hidden)
     text, markup = await ask(db, clock, query.from_user.id, catalogue, callback_data.tariff, change)
-    await query.message.edit_text(text, reply_markup=markup)
+    await put_in_place(query, bot, text, reply_markup=markup)
 
 
 async def decision_button(
     query: CallbackQuery,
+    bot: Bot,
     callback_data: ShopDecision,
     db: Database,
     clock: Clock,
@@ -393,7 +397,7 @@ async def decision_button(
         done = outcome.format(
             change=change_line(change), field=field_label(change.field, change.language)
         )
-        await query.message.edit_text(f"{done}\n\n{card}", reply_markup=markup)
+        await put_in_place(query, bot, f"{done}\n\n{card}", reply_markup=markup)
 
 
 def history_view(changes: list[Change], older_than: int) -> tuple[str, InlineKeyboardMarkup]:
@@ -417,13 +421,15 @@ def history_view(changes: list[Change], older_than: int) -> tuple[str, InlineKey
     return "\n".join(lines), builder.as_markup()
 
 
-async def history_button(query: CallbackQuery, callback_data: ShopHistory, db: Database) -> None:
+async def history_button(
+    query: CallbackQuery, bot: Bot, callback_data: ShopHistory, db: Database
+) -> None:
     await query.answer()
     if isinstance(query.message, Message):
         async with db.read() as conn:
             changes = await shop.history(conn, callback_data.older_than, HISTORY_PAGE + 1)
         text, markup = history_view(changes, callback_data.older_than)
-        await query.message.edit_text(text, reply_markup=markup)
+        await put_in_place(query, bot, text, reply_markup=markup)
 
 
 def create_router() -> Router:

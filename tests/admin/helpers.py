@@ -52,8 +52,18 @@ def screen(telegram: FakeTelegram, chat_id: int = ADMIN) -> Call:
 
 
 async def press_on(
-    tg: Telegram, call: Call, data: str, user_id: int = ADMIN, message_id: int = 100
+    tg: Telegram,
+    call: Call,
+    data: str,
+    user_id: int = ADMIN,
+    message_id: int = 100,
+    *,
+    deleted: bool = False,
 ) -> int:
+    """A tap on a button of `call`'s message, shown in the chat as `message_id` (so the
+    fake Bot API lets the bot edit it, as Telegram would), or `deleted` there already."""
+    if tg.fake is not None and not deleted:
+        tg.fake.show(user_id, message_id, plain(call.text))
     return await tg.send(
         {
             "callback_query": {

@@ -134,6 +134,23 @@ async def test_payments_pages_edit_the_same_message(
     assert len(telegram.of("sendMessage", ADMIN)) == 1
 
 
+async def test_a_page_tap_on_a_deleted_message_answers_anew(
+    tg: Telegram, telegram: FakeTelegram, seeded
+) -> None:
+    """Telegram cannot edit a message the admin deleted: the page comes as a new one."""
+    await tg.message(ADMIN, "/payments")
+    first = telegram.of("sendMessage", ADMIN)[-1]
+    await press_on(tg, first, button(first, "▶"), message_id=4243, deleted=True)
+    assert not telegram.of("editMessageText", ADMIN)[-1].ok
+    again = telegram.of("sendMessage", ADMIN)[-1]
+    assert again is not first and again.ok
+    assert shown_ids(again) == [seeded[f"p{n}"] for n in range(14, 4, -1)]
+    # The same tap on the new message, which already shows this page: nothing changes.
+    await press_on(tg, first, button(first, "▶"), message_id=4244)
+    await press_on(tg, first, button(first, "▶"), message_id=4244)
+    assert len(telegram.of("sendMessage", ADMIN)) == 2
+
+
 @pytest.mark.parametrize(
     ("query", "numbers"),
     [
