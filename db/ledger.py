@@ -90,7 +90,14 @@ class Timeline:
 
     segments: tuple[Segment, ...]
     fates: dict[int, PeriodFate] = field(default_factory=dict)
-    ended_by_refund: bool = False
+    # The kind of the period whose removal left nothing (a payment refunded, a gift taken
+    # back): the plan ended then, and no "expired" message follows.
+    ended_by: str | None = None
+
+    @property
+    def ended_by_refund(self) -> bool:
+        """The plan ended because time was removed, not because it ran out."""
+        return self.ended_by is not None
 
     @property
     def end(self) -> int | None:
@@ -137,26 +144,26 @@ def compute(ledger: Iterable[Period]) -> Timeline:
     running: dict[int, _Running] = {}
     segments: list[Segment] = []
     clock: int | None = None
-    ended_by_refund = False
+    ended_by: str | None = None
     for moment, kind, _pid, period in events:
         if clock is not None:
             _advance(running, segments, clock, moment)
         clock = moment if clock is None else max(clock, moment)
         if kind == 0:
             running[period.id] = _Running(period, period.duration_ms)
-            ended_by_refund = False
+            ended_by = None
             continue
         state = running[period.id]
         if state.left > 0:
             state.removed, state.left, state.end = state.left, 0, clock
             if not any(other.left for other in running.values()):
-                ended_by_refund = True
+                ended_by = period.kind
     if clock is not None:
         _advance(running, segments, clock, None)
     fates = {
         pid: PeriodFate(pid, state.used, state.removed, state.end) for pid, state in running.items()
     }
-    return Timeline(tuple(segments), fates, ended_by_refund)
+    return Timeline(tuple(segments), fates, ended_by)
 
 
 def _advance(

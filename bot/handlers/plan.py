@@ -33,10 +33,13 @@ def plan_text(user: User, now_ms: int, timeline: ledger.Timeline | None = None) 
             return _("Your plan: {timeline} (Tashkent time).").format(
                 timeline=timeline_text([(s.tariff, s.end) for s in ahead])
             )
-        if timeline.ended_by_refund and timeline.end is not None:
-            return _(
-                "Your plan ended on {expiry} (Tashkent time): its payment was refunded."
-            ).format(expiry=format_moment(to_datetime(timeline.end)))
+        if timeline.ended_by is not None and timeline.end is not None:
+            text = (
+                _("Your plan ended on {expiry} (Tashkent time): its gift days were taken back.")
+                if timeline.ended_by == ledger.GIFT
+                else _("Your plan ended on {expiry} (Tashkent time): its payment was refunded.")
+            )
+            return text.format(expiry=format_moment(to_datetime(timeline.end)))
     active = user.active_tariff(now)
     if active and user.tariff_expires_at:
         return _("Your plan: {name}, active until {expiry} (Tashkent time).").format(

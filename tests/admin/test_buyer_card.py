@@ -17,6 +17,7 @@ from db.clock import to_datetime, to_ms
 from db.schema import gifts, notifications, periods, users
 from tests.admin.helpers import (
     ADMIN,
+    add_user,
     assert_valid_html,
     button,
     plain,
@@ -314,3 +315,21 @@ async def test_a_long_ledger_shows_the_newest_periods_and_counts_the_rest(
     shown = [line for line in lines if line.startswith("• PLUS")]
     assert len(shown) == 10 and all(line.endswith(" · gift") for line in shown)
     assert "Plan: PLUS until 22.11.2026 13:00 (Tashkent time)" in lines
+
+
+async def test_a_plan_made_only_of_a_gift_taken_back_says_so(
+    tg: Telegram, telegram: FakeTelegram, client, clock: FakeClock
+) -> None:
+    """Taking back the only gift ends the plan then; /myplan names the gift, not a refund."""
+    await add_user(client, 5005, "Gulnora", None)
+    preview = await ask_gift(tg, telegram, "/gift 5005 PLUS 3 promo")
+    await press_on(tg, preview, button(preview, "✅ Confirm"))
+    clock.advance(days=1)
+    await tg.message(ADMIN, "/user 5005")
+    card = screen(telegram)
+    await press_on(tg, card, button(card, f"↩️ Take back gift #{gift_id(preview)}: 3 days of PLUS"))
+    await press_on(tg, screen(telegram), button(screen(telegram), "Yes, take it back"))
+    await tg.message(5005, "/myplan", language="en")
+    answer = telegram.of("sendMessage", 5005)[-1].text
+    assert answer.startswith("Your plan ended on ")
+    assert answer.endswith("(Tashkent time): its gift days were taken back.")
