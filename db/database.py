@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a unit of work may wait for the database (SQLite's writer, a pooled
@@ -223,10 +225,30 @@ def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     # The busy timeout first: switching to WAL needs the lock that another instance's
     # connection (migrating, say) may hold, and without it the switch fails at once.
     cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor, busy_timeout_ms / 1000)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any, patience: float) -> None:
+    """`PRAGMA journal_mode=WAL`, tried again while SQLite says "database is locked".
+
+    Two connections switching a new file at the same moment would each wait for the
+    other, so SQLite answers one of them at once, without its busy timeout (seen when
+    instances start together under load). The switch is stored in the file: the retry
+    finds WAL and needs no lock. The pause is the loop's (`await_`), not a blocking sleep,
+    so a connection of this process that holds the lock can finish meanwhile.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        await_(asyncio.sleep(0.05))
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

@@ -4,6 +4,7 @@ schema is migrated once (PostgreSQL's advisory lock; SQLite's write lock)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -59,3 +60,27 @@ async def test_a_start_on_a_migrated_database_does_not_load_alembic(database_url
     output, _ = await process.communicate()
     assert process.returncode == 0
     assert output.decode().strip() == "False"
+
+
+async def test_a_new_file_locked_by_another_connection_is_switched_to_wal_after_it(
+    tmp_path: Path,
+) -> None:
+    """A connection switching a new file to WAL while another holds its write lock gets
+    "database is locked" at once from SQLite (its busy timeout is not used: the two would
+    each wait for the other). Instances starting together hit this under load; the
+    switch is retried until the lock is free."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE first_writer (n INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO first_writer VALUES (1)")
+    database = Database.from_url(f"sqlite+aiosqlite:///{path}", wait_seconds=10)
+    try:
+        release = asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        async with database.read() as conn:
+            mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+        release.cancel()
+    finally:
+        await database.close()
+        other.close()
+    assert mode == "wal"
