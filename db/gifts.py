@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import ledger, outbox
-from db.clock import to_datetime, to_ms
+from db.clock import to_datetime
 from db.schema import gifts, users
 from db.users import User, get_user
 
@@ -114,13 +114,10 @@ def known_periods(periods: list[ledger.Period], user: User, now_ms: int) -> list
     periods but a live cached plan (set before the ledger, or by hand) gets that plan as
     an opening period first (`ledger.add_period` adopts it the same way), so the card
     and the gift's preview show what the buyer has and what the gift will give."""
-    if periods or user.tariff is None or user.tariff_expires_at is None:
+    if periods:
         return periods
-    left = to_ms(user.tariff_expires_at) - now_ms
-    if left <= 0:
-        return periods
-    opening = ledger.Period(0, user.id, None, user.tariff, left, now_ms, None, ledger.OPENING)
-    return [opening]
+    opening = ledger.cached_opening(user.id, user.tariff, user.tariff_expires_at, now_ms)
+    return periods if opening is None else [opening]
 
 
 def preview(periods: list[ledger.Period], gift: Gift, now_ms: int) -> ledger.Timeline:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -323,20 +324,33 @@ async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -
             select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == user_id)
         )
     ).one_or_none()
-    if row is None or row.tariff is None or row.tariff_expires_at is None:
-        return
-    left = to_ms(row.tariff_expires_at) - now_ms
-    if left > 0:
+    opening = (
+        None if row is None else cached_opening(user_id, row.tariff, row.tariff_expires_at, now_ms)
+    )
+    if opening is not None:
         await conn.execute(
             insert(periods).values(
                 user_id=user_id,
                 payment_id=None,
-                tariff=row.tariff,
-                duration_ms=left,
-                credited_at=now_ms,
+                tariff=opening.tariff,
+                duration_ms=opening.duration_ms,
+                credited_at=opening.credited_at,
                 kind=OPENING,
             )
         )
+
+
+def cached_opening(
+    user_id: int, tariff: str | None, expires_at: datetime | None, now_ms: int
+) -> Period | None:
+    """The opening period a live cached plan becomes (the time it has left from now), or
+    None when the cache holds no live plan; its id is 0 until it is written."""
+    if tariff is None or expires_at is None:
+        return None
+    left = to_ms(expires_at) - now_ms
+    if left <= 0:
+        return None
+    return Period(0, user_id, None, tariff, left, now_ms, None, OPENING)
 
 
 async def _refund_from_opening(
