@@ -1,10 +1,15 @@
-"""The engine, the transaction discipline and migrations on start.
+"""The engines, the transaction discipline and migrations on start.
 
-SQLite needs two things the driver does not do by itself: WAL with a busy timeout so
-readers and the single writer coexist, and `BEGIN IMMEDIATE` so that a transaction takes
-the write lock when it starts. Without the latter, two payment callbacks could both read
-"pending" and both credit; with it, the first statement of the money path serializes them
-exactly as `SELECT ... FOR UPDATE` does on PostgreSQL.
+SQLite needs two things the driver does not do by itself: WAL so readers and the single
+writer coexist, and `BEGIN IMMEDIATE` so that a transaction takes the write lock when it
+starts. Without the latter, two payment callbacks could both read "pending" and both
+credit; with it, the first statement of the money path serializes them exactly as
+`SELECT ... FOR UPDATE` does on PostgreSQL.
+
+On SQLite, transactions and short reads run on the event loop's own thread
+(db/sqlite_inloop.py): a payment's statements take microseconds each, and handing each one
+to a driver thread and back cost more than SQLite itself. Long reads (`report()`) and
+migrations keep a thread (aiosqlite). PostgreSQL has one engine (asyncpg) for all.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
+
+from db import sqlite_inloop
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a unit of work may wait for the database (SQLite's writer, a pooled
@@ -33,6 +41,9 @@ DEFAULT_POOL_SIZE = 10
 # Any fixed 64-bit number: the PostgreSQL advisory lock that makes migrations run once
 # when several instances start together.
 MIGRATION_LOCK_ID = 7_318_204_551
+# Commits of the in-loop SQLite writer between two WAL checkpoints (on a thread). SQLite's
+# own default is one per 1 000 pages written; a Click pair writes a few pages.
+CHECKPOINT_EVERY = 200
 _TOPICS = "committed_topics"  # key in `Connection.info`: what this transaction announces
 
 
@@ -48,8 +59,16 @@ def announce_on_commit(conn: AsyncConnection, topic: str) -> None:
 class Database:
     """Owns the engine; every unit of work goes through `transaction()`."""
 
-    def __init__(self, engine: AsyncEngine, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        reports_engine: AsyncEngine | None = None,
+    ) -> None:
+        self.engine = engine  # transactions and short reads
+        # Long reads and migrations: on SQLite on a thread (aiosqlite), so that they never
+        # stop the loop that runs the in-loop connections (db/sqlite_inloop.py).
+        self.reports_engine = reports_engine or engine
         self.wait_seconds = wait_seconds
         self._listeners: dict[str, list[Callable[[], None]]] = {}
         # Every transaction here writes (BEGIN IMMEDIATE), and SQLite has one writer at a
@@ -58,6 +77,8 @@ class Database:
         # load). Other processes are still kept out by the database lock itself.
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._writer_since: float | None = None  # time.monotonic() the writer took its turn
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(
@@ -69,7 +90,10 @@ class Database:
     ) -> Database:
         """The database object without touching the server: no connection is made until
         the first transaction, so an app can be built before its database is up."""
-        return cls(_create_engine(url, wait_seconds, pool_size), wait_seconds)
+        if make_url(url).get_backend_name() == "sqlite":
+            in_loop, on_thread = _sqlite_engines(url, wait_seconds)
+            return cls(in_loop, wait_seconds, on_thread)
+        return cls(_postgres_engine(url, wait_seconds, pool_size), wait_seconds)
 
     @classmethod
     async def connect(
@@ -93,6 +117,8 @@ class Database:
             finally:
                 # `info` outlives the checkout (it belongs to the pooled connection).
                 topics: set[str] = connection.info.pop(_TOPICS, set())
+        if self.is_sqlite:
+            self._count_commit()
         for topic in topics:
             for callback in self._listeners.get(topic, ()):
                 callback()
@@ -114,6 +140,17 @@ class Database:
             self._writer_since = None
             self._writer.release()
 
+    def _count_commit(self) -> None:
+        """Every `CHECKPOINT_EVERY` commits, copy the WAL into the database file on a
+        thread. The in-loop writer never does it itself: a checkpoint writes and syncs
+        pages (tens of milliseconds measured), which would stop every request meanwhile."""
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY or (self._checkpoint and not self._checkpoint.done()):
+            return
+        path = self.engine.url.database
+        assert path, "an SQLite database here is always a file (settings refuse :memory:)"
+        self._checkpoint = asyncio.create_task(asyncio.to_thread(_checkpoint_wal, path))
+
     def writer_held_seconds(self) -> float:
         """How long this process's SQLite writer has held its turn (0 when nobody does).
 
@@ -127,14 +164,16 @@ class Database:
         """Call `callback` after every commit that announced `topic` (this process only)."""
         self._listeners.setdefault(topic, []).append(callback)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only snapshot that takes no write lock: on SQLite a plain (deferred)
-        BEGIN outside the writer queue, so long reports never hold up a payment."""
-        async with self.engine.connect() as connection:
-            connection = await connection.execution_options(read_only=True)
-            async with connection.begin():
-                yield connection
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read-only snapshot that takes no write lock (on SQLite a plain, deferred
+        BEGIN outside the writer queue), for reads that take milliseconds: on SQLite it
+        runs on the loop's thread, like the writer."""
+        return _snapshot(self.engine)
+
+    def report(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """The same snapshot for reads that may take long (an export, /stats over a
+        million payments): on SQLite it runs on a thread, and the loop serves meanwhile."""
+        return _snapshot(self.reports_engine)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -148,10 +187,10 @@ class Database:
         A database already at head (every start but the first after a deploy) is told by
         one read, without importing Alembic: it would hold about 12 MiB for the life of
         the process to learn that there is nothing to do."""
-        async with self.engine.connect() as connection:
+        async with self.reports_engine.connect() as connection:
             if await connection.run_sync(_revision) == head_revision():
                 return
-        async with self.engine.connect() as connection:
+        async with self.reports_engine.connect() as connection:
             if not self.is_sqlite:
                 await connection.execute(
                     text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID}
@@ -168,45 +207,69 @@ class Database:
                     await connection.commit()
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
+        if self.reports_engine is not self.engine:
+            await self.reports_engine.dispose()
         await self.engine.dispose()
 
 
-def _create_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        # A fixed budget: `pool_size` connections per instance and no overflow, so the
-        # sum over instances stays under the server's max_connections (README); waiting
-        # for one, or for a row lock, is bounded by `wait_seconds`.
-        # No pool pre-ping: it cost three round trips (BEGIN, a ping, ROLLBACK) before
-        # every transaction. A connection the server closed (restart, idle kill,
-        # pg_terminate_backend) is known closed to asyncpg as soon as the loop has read
-        # the socket's end, so checkout refuses it for free and the pool reconnects once.
-        postgres = create_async_engine(
-            url,
-            pool_size=pool_size,
-            max_overflow=0,
-            pool_timeout=wait_seconds,
-            pool_pre_ping=False,
-            connect_args={
-                "timeout": wait_seconds,
-                "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
-            },
-        )
-        event.listen(postgres.sync_engine, "checkout", _refuse_closed_connection)
-        return postgres
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(
+@asynccontextmanager
+async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(read_only=True)
+        async with connection.begin():
+            yield connection
+
+
+def _postgres_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine:
+    # A fixed budget: `pool_size` connections per instance and no overflow, so the
+    # sum over instances stays under the server's max_connections (README); waiting
+    # for one, or for a row lock, is bounded by `wait_seconds`.
+    # No pool pre-ping: it cost three round trips (BEGIN, a ping, ROLLBACK) before
+    # every transaction. A connection the server closed (restart, idle kill,
+    # pg_terminate_backend) is known closed to asyncpg as soon as the loop has read
+    # the socket's end, so checkout refuses it for free and the pool reconnects once.
+    postgres = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=wait_seconds,
+        pool_pre_ping=False,
+        connect_args={
+            "timeout": wait_seconds,
+            "server_settings": {"lock_timeout": str(int(wait_seconds * 1000))},
+        },
+    )
+    event.listen(postgres.sync_engine, "checkout", _refuse_closed_connection)
+    return postgres
+
+
+def _sqlite_engines(url: str, wait_seconds: float) -> tuple[AsyncEngine, AsyncEngine]:
+    """The in-loop engine (db/sqlite_inloop.py: a statement costs no thread hand-off)
+    for transactions and short reads, and aiosqlite's (each connection on a thread of
+    its own) for long reads and migrations."""
+    path = make_url(url).database
+    assert path, "settings refuse an SQLite URL without a file"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    in_loop = create_async_engine(
+        url,
+        async_creator=lambda: sqlite_inloop.connect(path, wait_seconds),
+        pool_size=5,
+        max_overflow=10,
+        pool_timeout=wait_seconds,
+    )
+    on_thread = create_async_engine(
         url, connect_args={"timeout": wait_seconds}, pool_size=5, max_overflow=10
     )
-    busy_timeout_ms = int(wait_seconds * 1000)
-    event.listen(
-        engine.sync_engine,
-        "connect",
-        lambda dbapi_connection, _record: _sqlite_on_connect(dbapi_connection, busy_timeout_ms),
-    )
-    event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-    return engine
+    for engine, busy_timeout_ms in ((in_loop, 0), (on_thread, int(wait_seconds * 1000))):
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            partial(_sqlite_on_connect, busy_timeout_ms=busy_timeout_ms, patience=wait_seconds),
+        )
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return in_loop, on_thread
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -218,14 +281,16 @@ def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) 
         raise DisconnectionError("pooled connection closed by the server")
 
 
-def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
-    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
-    dbapi_connection.isolation_level = None
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int, patience: float
+) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (the
+    # in-loop writer's connection is opened that way).
+    if dbapi_connection.isolation_level is not None:
+        dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # The busy timeout first: switching to WAL needs the lock that another instance's
-    # connection (migrating, say) may hold, and without it the switch fails at once.
     cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-    _switch_to_wal(cursor, busy_timeout_ms / 1000)
+    _switch_to_wal(cursor, patience)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -236,9 +301,10 @@ def _switch_to_wal(cursor: Any, patience: float) -> None:
 
     Two connections switching a new file at the same moment would each wait for the
     other, so SQLite answers one of them at once, without its busy timeout (seen when
-    instances start together under load). The switch is stored in the file: the retry
-    finds WAL and needs no lock. The pause is the loop's (`await_`), not a blocking sleep,
-    so a connection of this process that holds the lock can finish meanwhile.
+    instances start together under load); the in-loop writer has no busy timeout at
+    all. The switch is stored in the file: the retry finds WAL and needs no lock. The
+    pause is the loop's (`await_`), not a blocking sleep, so a connection of this
+    process that holds the lock can finish meanwhile.
     """
     deadline = time.monotonic() + patience
     while True:
@@ -249,6 +315,12 @@ def _switch_to_wal(cursor: Any, patience: float) -> None:
             if "locked" not in str(error) or time.monotonic() >= deadline:
                 raise
         await_(asyncio.sleep(0.05))
+
+
+def _checkpoint_wal(path: str) -> None:
+    """Copy what the WAL holds into the database file, as far as no reader needs it."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

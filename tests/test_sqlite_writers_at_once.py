@@ -135,6 +135,8 @@ async def test_a_stuck_transaction_gives_retryable_errors_and_health_says_so(
     click, payme = ClickCaller(client), PaymeCaller(client)
     mti = "123456_PLUS_1730034567"
     await make_order(click.db, 123456, mti=mti)
+    first = await click.prepare(mti, 10)
+    assert first == ok_prepare(10, mti, first["merchant_prepare_id"])
     release = asyncio.Event()
     entered = asyncio.Event()
 
@@ -146,6 +148,10 @@ async def test_a_stuck_transaction_gives_retryable_errors_and_health_says_so(
 
     stuck = asyncio.create_task(hang())
     await entered.wait()
+    # Click repeating a Prepare it has an answer for writes nothing, so it does not queue.
+    started = time.monotonic()
+    assert await click.prepare(mti, 10) == first
+    assert time.monotonic() - started < WAIT / 2
     started = time.monotonic()
     assert await click.prepare(mti, 11) == failed(-7, 11, mti)
     assert WAIT * 0.8 < time.monotonic() - started < WAIT + 4

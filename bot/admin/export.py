@@ -122,7 +122,7 @@ def _xlsx_cells(sheet: Any, row: list[Any]) -> list[Any]:
 
 async def _batches(db: Database, filters: Filters, sums: Sums) -> AsyncIterator[list[PaymentLine]]:
     batch: list[PaymentLine] = []
-    async with db.read() as conn:
+    async with db.report() as conn:
         async for line in admin_queries.stream_lines(conn, filters, BATCH):
             sums.add(line)
             batch.append(line)

@@ -109,7 +109,7 @@ async def render_page(
     except BadQuery as error:
         return admin_views.cannot_read(query, str(error.args[0])), None
     cursor = Cursor(page.create_time, page.payment_id)
-    async with db.read() as conn:
+    async with db.report() as conn:
         if page.way == Way.NEWER:
             lines = await admin_queries.search(conn, filters, PAGE_SIZE, newer_than=cursor)
         elif page.way == Way.OLDER:

@@ -49,7 +49,7 @@ async def stats_command(
     first = today - timedelta(days=days - 1)
     start, end = day_start_ms(first), day_start_ms(today + timedelta(days=1))
     previous = day_start_ms(first - timedelta(days=days))
-    async with db.read() as conn:
+    async with db.report() as conn:
         current = await admin_queries.period_figures(conn, start, end)
         before = await admin_queries.period_figures(conn, previous, start)
         active_now = await admin_stats.active_subscribers(conn, now_ms)

@@ -1,7 +1,7 @@
 """Click's decision tables: Prepare and Complete, each one locked transaction.
 
 The check order is the reference's (docs/providers/click.md §7, steps 4 onwards). Every
-operation starts by locking the order row (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR
+operation that writes starts by locking the order row (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR
 UPDATE` on PostgreSQL), so two callbacks for one order never interleave: N identical
 Completes see the payment one after the other, and only the first finds it unpaid.
 Crediting goes through `db.billing.credit_payment`, the path Payme shares.
@@ -70,30 +70,51 @@ class Result:
 
 
 async def prepare(db: Database, attempt: Attempt, now_ms: int) -> Result:
-    """Reserve a payment row for the attempt (steps 4-9); repeats get the same row."""
+    """Reserve a payment row for the attempt (steps 4-9); repeats get the same row.
+
+    Most Prepares that write nothing (Click repeats one until it gets an answer, and
+    refusals) are answered from a snapshot, without queueing for the writer: the rows
+    they read only ever move forward (pending → paid or cancelled), so a snapshot's answer
+    is the one the locked path would have given a moment earlier. A new payment row is
+    decided again under the order's lock."""
+    async with db.read() as conn:
+        decision = await _prepare_decision(conn, attempt, lock=False)
+    if isinstance(decision, Result):
+        return decision
     async with db.transaction() as conn:
-        order = await _locked_order(conn, attempt.merchant_trans_id)
-        if order is None:
-            return Result(Outcome.NO_ORDER)
-        existing = await find_payment(conn, NAME, str(attempt.click_trans_id))
-        if existing is not None:
-            return _repeated_prepare(existing, order, attempt)
-        if attempt.error < 0:
-            return Result(Outcome.CANCELLED)
-        if order.status == OrderStatus.PAID:
-            return Result(Outcome.ALREADY_PAID)
-        if order.status != OrderStatus.PENDING:
-            return Result(Outcome.CANCELLED)
-        if attempt.amount != order.amount:
-            return Result(Outcome.WRONG_AMOUNT)
-        payment_id = await _insert_payment(conn, order, attempt, now_ms)
+        decision = await _prepare_decision(conn, attempt, lock=True)
+        if isinstance(decision, Result):
+            return decision
+        payment_id = await _insert_payment(conn, decision, attempt, now_ms)
         if payment_id is None:
             # The same click_trans_id was inserted meanwhile for another order (only
             # possible then: this order's row lock serializes everything else).
             raced = await find_payment(conn, NAME, str(attempt.click_trans_id))
             assert raced is not None, "the unique constraint fired, so the row exists"
-            return _repeated_prepare(raced, order, attempt)
+            return _repeated_prepare(raced, decision, attempt)
         return Result(Outcome.OK, payment_id)
+
+
+async def _prepare_decision(
+    conn: AsyncConnection, attempt: Attempt, *, lock: bool
+) -> Result | Order:
+    """Steps 4-8: the answer when the Prepare writes nothing, else the order to insert
+    the payment row for."""
+    order = await _find_order(conn, attempt.merchant_trans_id, lock=lock)
+    if order is None:
+        return Result(Outcome.NO_ORDER)
+    existing = await find_payment(conn, NAME, str(attempt.click_trans_id))
+    if existing is not None:
+        return _repeated_prepare(existing, order, attempt)
+    if attempt.error < 0:
+        return Result(Outcome.CANCELLED)
+    if order.status == OrderStatus.PAID:
+        return Result(Outcome.ALREADY_PAID)
+    if order.status != OrderStatus.PENDING:
+        return Result(Outcome.CANCELLED)
+    if attempt.amount != order.amount:
+        return Result(Outcome.WRONG_AMOUNT)
+    return order
 
 
 async def complete(
@@ -109,7 +130,7 @@ async def complete(
     `prepare_id` is None when Click sent it empty with `error<0` (A2).
     """
     async with db.transaction() as conn:
-        order = await _locked_order(conn, attempt.merchant_trans_id)
+        order = await _find_order(conn, attempt.merchant_trans_id, lock=True)
         payment = None
         if order is not None and prepare_id and prepare_id <= MAX_PAYMENT_ID:
             payment = await get_payment(conn, prepare_id)
@@ -185,12 +206,13 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-async def _locked_order(conn: AsyncConnection, merchant_trans_id: str) -> Order | None:
-    """The order row, locked; an id with NUL matches no order (and PostgreSQL would
-    refuse the query, which must not become a -7 that Click retries forever)."""
+async def _find_order(conn: AsyncConnection, merchant_trans_id: str, *, lock: bool) -> Order | None:
+    """The order row (locked, or as the snapshot has it); an id with NUL matches no order
+    (and PostgreSQL would refuse the query, which must not become a -7 that Click retries
+    forever)."""
     if "\x00" in merchant_trans_id:
         return None
-    return await get_order(conn, merchant_trans_id, lock=True)
+    return await get_order(conn, merchant_trans_id, lock=lock)
 
 
 def _repeated_prepare(existing: Payment, order: Order, attempt: Attempt) -> Result:
