@@ -204,6 +204,12 @@ def test_the_secrets_scan_fails_a_session_whose_output_holds_a_credential(
     assert "2 passed" in leaky.stdout
     assert "test_child.py::test_prints_it (Captured stdout call): the test key" in leaky.stdout
     assert "test_logs_it" not in leaky.stdout.split("secrets scan")[-1]
+    # Under pytest-xdist (README's command runs so) the scan still sees every worker's output.
+    parallel = run("-n", "2")
+    assert parallel.returncode == 1, parallel.stdout
+    assert "2 passed" in parallel.stdout
+    assert "test_child.py::test_prints_it (Captured stdout call): the test key" in parallel.stdout
+    assert "test_logs_it" not in parallel.stdout.split("secrets scan")[-1]
 
 
 @pytest.mark.slow
