@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import BOT_TOKEN, CLICK_ENV, PAYME_ENV, message
+from tests.test_process import free_port
 from web import log_filter
 from web.app import create_app
 from web.log_filter import MASK, SecretsFilter
@@ -225,9 +225,7 @@ async def test_python_m_web_installs_the_filter_on_its_log(
     loop_app = web.Application()
     loop_app.router.add_route("*", "/{tail:.*}", redirect_loop)
     server = await aiohttp_server(loop_app)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # out of the range a parallel worker's server may be given
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
