@@ -174,6 +174,8 @@ def _pytest_without_postgres(tmp_path: Path, **env: str) -> subprocess.Completed
             "-p",
             "no:cacheprovider",
             "-q",
+            "-n",  # xdist as README's command runs, with fewer workers than its default
+            "2",
             "tests/test_migrations_once.py",
         ],
         cwd=ROOT,

@@ -11,6 +11,7 @@ kills them on the server and pays.
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,11 +125,12 @@ async def _kill_backends(database_url: str) -> int:
         url.set(drivername="postgresql", database="postgres").render_as_string(False)
     )
     try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        pids = await admin.fetchval(
+            "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity"
             " WHERE datname = $1 AND pid <> pg_backend_pid()",
             name,
         )
+        killed = sum([await admin.fetchval("SELECT pg_terminate_backend($1)", p) for p in pids])
         for _ in range(100):
             alive = await admin.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
@@ -138,6 +140,24 @@ async def _kill_backends(database_url: str) -> int:
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the killed sessions did not end")
+        # A backend leaves pg_stat_activity before its process exits and its socket
+        # closes; until then the app's connection has read the FATAL notice but not the
+        # end, is not yet closed, and fails its next query (seen on a loaded machine).
+        # The server here is local (loopback or pgserver's socket): wait for the exits.
+        for _ in range(250):
+            if not any(map(_process_exists, pids)):
+                break
+            await asyncio.sleep(0.02)
     finally:
         await admin.close()
     return int(killed)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

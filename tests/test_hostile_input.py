@@ -605,11 +605,9 @@ async def test_a_flood_beyond_the_descriptor_limit_logs_one_line_and_recovers(
 
 
 def free_port() -> int:
-    import socket
+    from tests.test_process import free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()  # one that no parallel worker's server can take meanwhile
 
 
 async def health_status(port: int, *, wait: float) -> int:

@@ -12,7 +12,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.conftest import BOT_TOKEN, CLICK_ENV, PAYME_ENV, message
+from tests.test_process import free_port
 from web import log_filter
 from web.app import create_app
 from web.log_filter import MASK, SecretsFilter
@@ -204,6 +204,12 @@ def test_the_secrets_scan_fails_a_session_whose_output_holds_a_credential(
     assert "2 passed" in leaky.stdout
     assert "test_child.py::test_prints_it (Captured stdout call): the test key" in leaky.stdout
     assert "test_logs_it" not in leaky.stdout.split("secrets scan")[-1]
+    # Under pytest-xdist (README's command runs so) the scan still sees every worker's output.
+    parallel = run("-n", "2")
+    assert parallel.returncode == 1, parallel.stdout
+    assert "2 passed" in parallel.stdout
+    assert "test_child.py::test_prints_it (Captured stdout call): the test key" in parallel.stdout
+    assert "test_logs_it" not in parallel.stdout.split("secrets scan")[-1]
 
 
 @pytest.mark.slow
@@ -219,9 +225,7 @@ async def test_python_m_web_installs_the_filter_on_its_log(
     loop_app = web.Application()
     loop_app.router.add_route("*", "/{tail:.*}", redirect_loop)
     server = await aiohttp_server(loop_app)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # out of the range a parallel worker's server may be given
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),

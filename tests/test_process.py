@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -20,10 +21,31 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "process-test-secret"
 
 
+# Ports for the processes tests start come from below the kernel's ephemeral range
+# (ip_local_port_range, 32768-60999 by default), which bind(0) and outgoing connections
+# draw from: a port found free here is not handed to another test's server (under
+# pytest-xdist, another worker's) before the started process binds it. Each xdist worker
+# walks its own block, from a random start (a parallel run elsewhere on the machine).
+_PORT_BLOCKS = range(20000, 30000, 1000)
+_next_port: int | None = None
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    global _next_port
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = _PORT_BLOCKS[int(worker or 0) % len(_PORT_BLOCKS)]
+    if _next_port is None:
+        _next_port = random.randrange(1000)
+    for _ in range(1000):
+        port = block + _next_port % 1000
+        _next_port += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (or closing): the next one
+            return port
+    raise OSError(f"no free port in {block}-{block + 999}")
 
 
 def product_env(**extra: str) -> dict[str, str]:

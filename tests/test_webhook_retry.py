@@ -3,6 +3,7 @@ webhook answers non-200, Telegram sends it again, and then it is handled."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,8 +25,10 @@ USER = 515151
 async def user_row_held_elsewhere(settings: Settings, user_id: int) -> AsyncIterator[None]:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        other = sqlite3.connect(str(url.database), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
+        other = sqlite3.connect(str(url.database), isolation_level=None, check_same_thread=False)
+        # Waited for off the loop: the app may be finishing a write of its own (its start
+        # in the background), which a blocked loop would never let go of.
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         try:
             yield
         finally:

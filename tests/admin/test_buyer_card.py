@@ -243,7 +243,11 @@ async def test_take_back_removes_the_gift_and_moves_a_later_period_earlier(
         user = (await conn.execute(select(users).where(users.c.id == 1001))).one()
         timeline = await ledger.user_timeline(conn, 1001)
         kinds = list(
-            await conn.scalars(select(notifications.c.kind).where(notifications.c.user_id == 1001))
+            await conn.scalars(
+                select(notifications.c.kind)
+                .where(notifications.c.user_id == 1001)
+                .order_by(notifications.c.id)
+            )
         )
     assert user.tariff == "PLUS" and timeline.end == clock.now + 30 * DAY
     assert to_ms(user.tariff_expires_at) == clock.now + 30 * DAY
