@@ -75,6 +75,10 @@ PACED_TESTS = {
     "tests/workers/test_sender_lock.py": {
         "test_a_holder_that_loses_its_lock_session_stops_and_the_standby_takes_over",
     },
+    "tests/test_sqlite_inloop.py": {
+        "test_a_busy_database_is_waited_for_without_stopping_the_loop",
+        "test_a_writer_held_past_the_bound_fails_the_transaction",
+    },
     "tests/test_sqlite_writers_at_once.py": {
         "test_the_bot_the_notifier_and_payments_write_at_the_same_moment",
         "test_a_stuck_transaction_gives_retryable_errors_and_health_says_so",

@@ -106,8 +106,9 @@ async def test_a_connection_killed_on_the_server_is_replaced(
     assert prepared == ok_prepare(T, MTI, prepared["merchant_prepare_id"])
     killed = await _kill_backends(database_url)
     assert killed >= 1  # the app's pooled connection(s)
-    # What the design covers: the loop has read the ends of the killed connections (a
-    # pause this long lets it). One killed within that moment is the documented gap.
+    # What the design covers: the loop has read the ends of the killed connections (their
+    # processes have exited; this pause lets the loop read the sockets). A connection
+    # killed within that moment is the documented gap.
     await asyncio.sleep(0.2)
     completed = await click.complete(MTI, T, prepared["merchant_prepare_id"])
     assert completed == ok_complete(T, MTI, prepared["merchant_prepare_id"])
