@@ -112,6 +112,11 @@ def test_failures_and_skips_are_listed_at_the_end_of_a_run() -> None:
 # --- the throwaway PostgreSQL (tests/pg_server.py) -----------------------------------
 
 
+STAND_IN_POSTMASTER = (
+    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); time.sleep(60)"
+)
+
+
 def test_the_watchdog_stops_the_server_and_removes_its_folder_when_the_session_dies(
     tmp_path: Path,
 ) -> None:
@@ -119,7 +124,9 @@ def test_the_watchdog_stops_the_server_and_removes_its_folder_when_the_session_d
     session (another sleeping process): killing the session ends both and the folder."""
     folder = tmp_path / "pg"
     (folder / "data").mkdir(parents=True)
-    postmaster = subprocess.Popen(["sleep", "60"])
+    # PostgreSQL handles SIGINT whatever its parent left it; a plain `sleep` would inherit
+    # SIG_IGN from a run started in the background of a non-interactive shell.
+    postmaster = subprocess.Popen([sys.executable, "-c", STAND_IN_POSTMASTER])
     session = subprocess.Popen(["sleep", "60"])
     (folder / "data" / "postmaster.pid").write_text(f"{postmaster.pid}\n{folder}\n")
     watchdog = subprocess.Popen(
