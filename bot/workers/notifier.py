@@ -126,14 +126,12 @@ class Notifier:
             while not self._stopping:
                 self._wakeup.clear()
                 if not self._is_sender():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._standby_seconds())
+                    await self._nap(self._standby_seconds())
                     continue
                 free = self.capacity - len(self._in_flight)
                 claimed = await self._claim(free) if free > 0 else 0
                 if claimed < free or free <= 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.idle_seconds)
+                    await self._nap(self.idle_seconds)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
@@ -143,6 +141,16 @@ class Notifier:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await self._release_sender_lock()
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait for a wakeup, at most `seconds`.
+
+        Not `asyncio.wait_for`: on Python 3.11 a cancel that arrives in the same loop turn
+        as the wakeup is lost (gh-86296), and the notifier would run on after shutdown.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wakeup.wait()
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop claiming; let sends already on the wire finish and be marked, within

@@ -231,3 +231,32 @@ async def test_stop_lets_a_send_on_the_wire_finish_and_drops_the_waiting_ones(
         await notifier.stop(grace_seconds=5)
         assert len(telegram.of("sendMessage", 891)) == 1
         assert [status for _, status, _ in await statuses(db)] == ["sent", "pending"]
+
+
+async def test_a_cancel_that_meets_a_wakeup_still_stops_the_notifier(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    """The notifier is cancelled in the same loop turn as something wakes it (a commit, a
+    finished send). It must stop: a lost cancel keeps it running, and the shutdown or test
+    awaiting it hangs. (`asyncio.wait_for` on Python 3.11 returns the wakeup instead of
+    raising the cancel, gh-86296; two full suite runs hung on it.)"""
+    bot = fake_bot(telegram)
+    notifier = Notifier(
+        db, bot, create_i18n("uz"), system_clock, Pacer(30), idle_seconds=60, backoff=FAST
+    )
+    task = asyncio.create_task(notifier.run())
+    try:
+        for _ in range(100):  # the lock is taken at once; then it waits (hand-over, idle)
+            if notifier._holding:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        notifier._wakeup.set()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert task in done, "the notifier ran on after its cancel"
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bot.session.close()
