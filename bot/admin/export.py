@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from aiogram.utils.i18n import gettext as _
-from openpyxl import Workbook  # type: ignore[import-untyped]
-from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
-from openpyxl.styles import Font  # type: ignore[import-untyped]
 
 from bot.admin.views import state_name
 from db import admin_queries
@@ -109,6 +106,8 @@ class Sums:
 
 
 def _xlsx_cells(sheet: Any, row: list[Any]) -> list[Any]:
+    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
+
     cells: list[Any] = []
     for value in row:
         cell = WriteOnlyCell(sheet, value=value)
@@ -134,6 +133,12 @@ async def _batches(db: Database, filters: Filters, sums: Sums) -> AsyncIterator[
 
 
 async def write_xlsx(db: Database, filters: Filters, titles: dict[str, str], path: Path) -> Sums:
+    # openpyxl is imported here, not at the top: it brings numpy and PIL along (about
+    # 25 MiB), which an idle process would otherwise hold for one admin command.
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font  # type: ignore[import-untyped]
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(_("Payments"))
     sheet.freeze_panes = "A2"
