@@ -3,7 +3,7 @@ outbox, cancellable.
 
 Nothing lives in memory between the steps (any instance may get the next button press):
 the draft is a `broadcasts` row; confirming turns it into one outbox notice per
-recipient (`broadcast_id` set) in one INSERT ... SELECT, in the transaction that moves it
+recipient (`broadcast_id` set) by INSERT ... SELECT, in the transaction that moves it
 from `draft` to `sending`, so a second Confirm finds no draft and queues nothing.
 Cancelling marks the pending rows `cancelled` in one statement, and the notifier re-reads
 a row's status right before sending it (`still_pending`).

@@ -405,3 +405,47 @@ async def test_formatting_from_the_telegram_app_becomes_the_same_html(
     update["entities"].append({"type": "url", "offset": 26, "length": 12})
     await tg.send({"message": update})
     assert admin_messages(telegram)[-2].text == "<i>Hi</i> https://x.uz"
+
+
+async def test_queueing_goes_in_chunks_and_the_loop_serves_others_between_them(
+    database_url: str,
+) -> None:
+    """Every recipient is queued once across chunk boundaries, and between chunks the event
+    loop runs other work: on SQLite a statement holds the loop, so one INSERT over a big
+    audience used to stop every request of the process."""
+    from db import broadcasts as broadcasts_db
+    from db.database import Database
+    from db.users import upsert_user
+
+    now = to_datetime(1_780_000_000_000)
+    db = await Database.connect(database_url)
+    try:
+        async with db.transaction() as conn:
+            for user_id in range(1, 26):
+                await upsert_user(conn, user_id, f"User{user_id}", None, now)
+            target = broadcasts_db.Target(broadcasts_db.Audience.ALL)
+            broadcast_id = await broadcasts_db.create_draft(conn, ADMIN, target, {"en": "x"}, now)
+        turns = 0
+
+        async def other_work() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        async with db.transaction() as conn:
+            before = turns
+            queued = await outbox.enqueue_each(
+                conn, select(users.c.id), outbox.BROADCAST, {}, now, broadcast_id, chunk=10
+            )
+            during = turns - before
+        other.cancel()
+        async with db.read() as conn:
+            rows = (await conn.scalars(select(notifications.c.user_id))).all()
+        assert queued == 25
+        assert sorted(rows) == list(range(1, 26))
+        assert during >= 2  # after the first chunk of 10 and after the second
+    finally:
+        await db.close()
