@@ -57,7 +57,8 @@ def announce_on_commit(conn: AsyncConnection, topic: str) -> None:
 
 
 class Database:
-    """Owns the engine; every unit of work goes through `transaction()`."""
+    """Owns the engines (on SQLite: in-loop, and aiosqlite for reports and migrations);
+    every unit of work goes through `transaction()`."""
 
     def __init__(
         self,
