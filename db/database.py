@@ -217,10 +217,16 @@ class Database:
 
 @asynccontextmanager
 async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """Read only for real: PostgreSQL refuses a write (`BEGIN READ ONLY`), and on both
+    databases the snapshot ends in a rollback, so a write slipped in is never committed
+    outside the writer's locks."""
     async with engine.connect() as connection:
-        connection = await connection.execution_options(read_only=True)
-        async with connection.begin():
+        connection = await connection.execution_options(read_only=True, postgresql_readonly=True)
+        transaction = await connection.begin()
+        try:
             yield connection
+        finally:
+            await transaction.rollback()
 
 
 def _postgres_engine(url: str, wait_seconds: float, pool_size: int) -> AsyncEngine:

@@ -152,6 +152,11 @@ async def test_a_stuck_transaction_gives_retryable_errors_and_health_says_so(
     started = time.monotonic()
     assert await click.prepare(mti, 10) == first
     assert time.monotonic() - started < WAIT / 2
+    # Nor does Payme's CheckPerformTransaction (the order has no Payme reservation).
+    started = time.monotonic()
+    check = await payme.call("CheckPerformTransaction", amount=1_500_000, account=account(mti))
+    assert check["result"]["allow"] is True
+    assert time.monotonic() - started < WAIT / 2
     started = time.monotonic()
     assert await click.prepare(mti, 11) == failed(-7, 11, mti)
     assert WAIT * 0.8 < time.monotonic() - started < WAIT + 4

@@ -116,6 +116,26 @@ async def test_new_transaction_after_the_active_one_expired(
     assert (first["state"], first["reason"], first["cancel_time"]) == (-1, 4, clock.now)
 
 
+async def test_check_after_the_active_one_expired_cancels_it_and_allows(
+    payme: PaymeCaller, db, clock: FakeClock
+) -> None:
+    """The one CheckPerformTransaction that writes: it is answered from a snapshot
+    otherwise, so this must reach the locked path and commit the cancel (reason 4)."""
+    order = await make_order(db, 408)
+    mti = order.merchant_trans_id
+    await payme.result("CreateTransaction", id="stale", time=clock.now, amount=PLUS_PRICE,
+                       account=account(mti))  # fmt: skip
+    clock.advance(hours=11)
+    busy = await payme.call("CheckPerformTransaction", amount=PLUS_PRICE, account=account(mti))
+    assert error_of(busy)[0] == -31008
+    clock.advance(hours=2)
+    check = await payme.result("CheckPerformTransaction", amount=PLUS_PRICE,
+                               account=account(mti))  # fmt: skip
+    assert check["allow"] is True
+    stale = await payme.result("CheckTransaction", id="stale")
+    assert (stale["state"], stale["reason"], stale["cancel_time"]) == (-1, 4, clock.now)
+
+
 async def test_click_pays_first_then_perform_is_refused(
     payme: PaymeCaller, db, clock: FakeClock
 ) -> None:

@@ -1,4 +1,4 @@
-"""Payme's decision tables: one locked transaction per Merchant API call.
+"""Payme's decision tables: one locked transaction per writing Merchant API call.
 
 The decision tables are docs/providers/payme.md §5.1 and §5.2. Every writing method first
 locks the order row (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on PostgreSQL)
@@ -81,18 +81,39 @@ def payme_state(payment: Payment) -> int:
     return STATES[payment.state]
 
 
+class _WriteNeeded(Exception):
+    """A check on a snapshot found a reservation past its 12 hours, which only a locked
+    check may cancel: decide again under the order's lock."""
+
+
 async def check_perform(
     db: Database, mti: str, amount: int, now_ms: int, test: bool = False
 ) -> Result:
-    """CheckPerformTransaction: may this order be paid with this amount now? (§5.1)"""
+    """CheckPerformTransaction: may this order be paid with this amount now? (§5.1)
+
+    Answered from a snapshot, without queueing for the writer: it writes nothing unless
+    a reservation of the order has timed out (then it is cancelled first, under the
+    order's lock). The rows it reads only move forward, so the snapshot's answer is the
+    one the locked path would have given a moment earlier."""
+    try:
+        async with db.read() as conn:
+            return await _check_perform(conn, mti, amount, now_ms, test, lock=False)
+    except _WriteNeeded:
+        pass
     async with db.transaction() as conn:
-        order = await get_order(conn, mti, lock=True)
-        refusal = await _order_checks(conn, order, amount, now_ms, None, test)
-        if refusal is not None:
-            return refusal
-        assert order is not None
-        user = await get_user(conn, order.user_id)
-        return Result(Outcome.OK, order=order, language=user.language if user else None)
+        return await _check_perform(conn, mti, amount, now_ms, test, lock=True)
+
+
+async def _check_perform(
+    conn: AsyncConnection, mti: str, amount: int, now_ms: int, test: bool, *, lock: bool
+) -> Result:
+    order = await get_order(conn, mti, lock=lock)
+    refusal = await _order_checks(conn, order, amount, now_ms, None, test, may_write=lock)
+    if refusal is not None:
+        return refusal
+    assert order is not None
+    user = await get_user(conn, order.user_id)
+    return Result(Outcome.OK, order=order, language=user.language if user else None)
 
 
 async def create(
@@ -250,9 +271,12 @@ async def _order_checks(
     now_ms: int,
     payme_time: int | None,
     test: bool,
+    *,
+    may_write: bool = True,
 ) -> Result | None:
-    """§5.1 steps 1-6 on a locked order; None when the order may be paid. Only a live
-    transaction of the caller's kind makes the order busy (A1)."""
+    """§5.1 steps 1-6; None when the order may be paid. Only a live transaction of the
+    caller's kind makes the order busy (A1). One past its 12 hours is cancelled, on a
+    locked order; on a snapshot (`may_write` False) that raises `_WriteNeeded`."""
     if order is None:
         return Result(Outcome.ORDER_NOT_FOUND)
     if amount != order.amount:
@@ -275,6 +299,8 @@ async def _order_checks(
     for row in active:
         payment = payment_from_row(row)
         if now_ms - (payment.payme_time or 0) > TIMEOUT_MS:
+            if not may_write:
+                raise _WriteNeeded
             await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
         else:
             blocking = True
