@@ -95,26 +95,32 @@ async def enqueue_each(
     transaction, as for any.
     """
     user_id = user_ids.selected_columns[0]
+    columns = [
+        "user_id",
+        "kind",
+        "payload",
+        "status",
+        "next_attempt_at",
+        "created_at",
+        "broadcast_id",
+    ]
+    values = (
+        literal(kind),
+        literal(payload, notifications.c.payload.type),
+        literal(NoticeStatus.PENDING.value),
+        literal(now, notifications.c.next_attempt_at.type),
+        literal(now, notifications.c.created_at.type),
+        literal(broadcast_id, notifications.c.broadcast_id.type),
+    )
     queued, after = 0, None
     while True:
         ids = user_ids.order_by(user_id).limit(chunk)
         if after is not None:
             ids = ids.where(user_id > after)
-        rows = select(
-            ids.subquery().c[0],
-            literal(kind),
-            literal(payload, notifications.c.payload.type),
-            literal(NoticeStatus.PENDING.value),
-            literal(now, notifications.c.next_attempt_at.type),
-            literal(now, notifications.c.created_at.type),
-            literal(broadcast_id, notifications.c.broadcast_id.type),
-        )
-        columns = ["user_id", "kind", "payload", "status", "next_attempt_at", "created_at"]
+        rows = select(ids.subquery().c[0], *values)
         inserted = (
             await conn.scalars(
-                notifications.insert()
-                .from_select([*columns, "broadcast_id"], rows)
-                .returning(notifications.c.user_id)
+                notifications.insert().from_select(columns, rows).returning(notifications.c.user_id)
             )
         ).all()
         if inserted:

@@ -105,20 +105,6 @@ class Sums:
             self.refunded += line.amount
 
 
-def _xlsx_cells(sheet: Any, row: list[Any]) -> list[Any]:
-    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
-
-    cells: list[Any] = []
-    for value in row:
-        cell = WriteOnlyCell(sheet, value=value)
-        if isinstance(value, Decimal):
-            cell.number_format = MONEY_FORMAT
-        elif isinstance(value, datetime):
-            cell.number_format = MOMENT_FORMAT
-        cells.append(cell)
-    return cells
-
-
 async def _batches(db: Database, filters: Filters, sums: Sums) -> AsyncIterator[list[PaymentLine]]:
     batch: list[PaymentLine] = []
     async with db.report() as conn:
@@ -136,11 +122,23 @@ async def write_xlsx(db: Database, filters: Filters, titles: dict[str, str], pat
     # openpyxl is imported here, not at the top: it brings numpy and PIL along (19 MiB
     # measured), which an idle process would otherwise hold for one admin command.
     from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
     from openpyxl.styles import Font  # type: ignore[import-untyped]
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(_("Payments"))
+
+    def cells(row: list[Any]) -> list[Any]:
+        made: list[Any] = []
+        for value in row:
+            cell = WriteOnlyCell(sheet, value=value)
+            if isinstance(value, Decimal):
+                cell.number_format = MONEY_FORMAT
+            elif isinstance(value, datetime):
+                cell.number_format = MOMENT_FORMAT
+            made.append(cell)
+        return made
+
     sheet.freeze_panes = "A2"
     # Excel shows `#####` for a date wider than its column: widths are set before any row.
     for letter, width in zip("ABCDEFGHIJKLMNOP", WIDTHS, strict=True):
@@ -156,7 +154,7 @@ async def write_xlsx(db: Database, filters: Filters, titles: dict[str, str], pat
 
     def append(rows: Sequence[list[Any]]) -> None:
         for row in rows:
-            sheet.append(_xlsx_cells(sheet, row))
+            sheet.append(cells(row))
 
     async for batch in _batches(db, filters, sums):
         rows = [values(line, titles) for line in batch]
@@ -164,9 +162,9 @@ async def write_xlsx(db: Database, filters: Filters, titles: dict[str, str], pat
     for label, amount in ((_("Paid in all"), sums.paid), (_("Refunded in all"), sums.refunded)):
         row: list[Any] = [None] * len(headers())
         row[0], row[AMOUNT_COLUMN] = label, som(amount)
-        cells = _xlsx_cells(sheet, row)
-        cells[0].font = cells[AMOUNT_COLUMN].font = bold
-        sheet.append(cells)
+        total = cells(row)
+        total[0].font = total[AMOUNT_COLUMN].font = bold
+        sheet.append(total)
     await asyncio.to_thread(workbook.save, path)
     return sums
 

@@ -15,10 +15,13 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bot.commands import admin_menu, command_menu
+from db import broadcasts as broadcasts_db
 from db import outbox
 from db.clock import to_datetime
+from db.database import Database
 from db.schema import broadcasts, notifications, users
 from db.states import NoticeStatus
+from db.users import upsert_user
 from tests.admin.helpers import ADMIN, assert_valid_html, button, plain, press_on, screen
 from tests.conftest import FakeClock, Telegram, message
 from tests.fake_telegram import Call, FakeTelegram
@@ -413,10 +416,6 @@ async def test_queueing_goes_in_chunks_and_the_loop_serves_others_between_them(
     """Every recipient is queued once across chunk boundaries, and between chunks the event
     loop runs other work: on SQLite a statement holds the loop, so one INSERT over a big
     audience used to stop every request of the process."""
-    from db import broadcasts as broadcasts_db
-    from db.database import Database
-    from db.users import upsert_user
-
     now = to_datetime(1_780_000_000_000)
     db = await Database.connect(database_url)
     try:
