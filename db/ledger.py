@@ -4,7 +4,7 @@ Every credited payment adds one row to `periods` (its tariff and the time its or
 recorded); a refund marks that row refunded at a moment. Nothing else is stored: the
 plan at any moment is computed by replaying those events in time order, so the answer
 is exact after any number of switches and refunds, in any order, and computing it twice
-gives the same result. The rules (README, "How subscriptions add up"):
+gives the same result. The rules (docs/ledger.md, "The rules, as a buyer sees them"):
 
 - **Same tariff:** a new period follows that tariff's earlier periods (first in, first
   used).

@@ -1,5 +1,5 @@
 """The timeline rules of db/ledger.py, table-driven, through the real Click and Payme
-routes (README: "How subscriptions add up").
+routes (docs/ledger.md: "The rules, as a buyer sees them").
 
 Each scenario buys, waits and refunds at given days and then asserts the exact end of
 every period, the user's remaining timeline, and every notice queued for the user (kind
