@@ -49,6 +49,14 @@ class InLoopConnection:
         """Entered by the dialect (`async with`), as aiosqlite's is."""
         return InLoopCursor(self._conn.cursor(), self)
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def execute(self, sql: str, parameters: Sequence[Any]) -> sqlite3.Cursor:
+        """Run one statement on the stdlib connection at once (db/prepared.py's path)."""
+        return self._conn.execute(sql, parameters)
+
     async def commit(self) -> None:
         await self.when_free(self._conn.commit)
 
