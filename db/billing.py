@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import ledger, outbox
@@ -28,6 +28,7 @@ from db.admin_alerts import (
 from db.clock import to_datetime
 from db.orders import Order, receipt_fields, set_order_status
 from db.payments import Payment, payment_from_row, update_payment
+from db.prepared import Prepared
 from db.schema import payments
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
@@ -116,16 +117,19 @@ async def credit_payment(
     return timeline
 
 
-async def _other_paid(conn: AsyncConnection, order: Order, payment: Payment) -> list[Payment]:
-    rows = await conn.execute(
-        select(payments)
-        .where(
-            payments.c.order_id == order.id,
-            payments.c.id != payment.id,
-            payments.c.state == PaymentState.PAID,
-        )
-        .order_by(payments.c.id)
+_OTHER_PAID = Prepared(
+    select(payments)
+    .where(
+        payments.c.order_id == bindparam("order_id"),
+        payments.c.id != bindparam("payment_id"),
+        payments.c.state == PaymentState.PAID,
     )
+    .order_by(payments.c.id)
+)
+
+
+async def _other_paid(conn: AsyncConnection, order: Order, payment: Payment) -> list[Payment]:
+    rows = await _OTHER_PAID.all(conn, order_id=order.id, payment_id=payment.id)
     return [payment_from_row(row) for row in rows]
 
 

@@ -139,7 +139,8 @@ class Database:
         connection = self._writer_connection
         if connection is None or connection.closed or connection.invalidated:
             connection = self._writer_connection = await self.engine.connect()
-        raw = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        raw = sqlite_inloop.driver_of(connection)
+        assert raw is not None, "the SQLite writer's engine is the in-loop one"
         await raw.when_free(lambda: raw.execute("BEGIN IMMEDIATE", ()))
         try:
             yield connection

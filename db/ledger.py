@@ -30,10 +30,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.clock import to_datetime, to_ms
+from db.prepared import Prepared, as_mapping
 from db.schema import periods, users
 from db.tariffs import CATALOGUE_BY_CODE
 
@@ -198,15 +199,38 @@ def _advance(
 
 
 def _period(row: object) -> Period:
-    mapping = row._mapping  # type: ignore[attr-defined]
+    mapping = as_mapping(row)
     return Period(**{name: mapping[name] for name in Period.__dataclass_fields__})
 
 
-async def user_periods(conn: AsyncConnection, user_id: int) -> list[Period]:
-    rows = await conn.execute(
-        select(periods).where(periods.c.user_id == user_id).order_by(periods.c.id)
+_PERIODS = Prepared(
+    select(periods).where(periods.c.user_id == bindparam("user_id")).order_by(periods.c.id)
+)
+_HAS_PERIODS = Prepared(
+    select(periods.c.id).where(periods.c.user_id == bindparam("user_id")).limit(1)
+)
+_CACHED_PLAN = Prepared(
+    select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == bindparam("user_id"))
+)
+_INSERT_PERIOD = Prepared(
+    insert(periods)
+    .values(
+        {
+            column: bindparam(column)
+            for column in ("user_id", "payment_id", "tariff", "duration_ms", "credited_at", "kind")
+        }
     )
-    return [_period(row) for row in rows]
+    .returning(periods.c.id)
+)
+_SET_CACHE = Prepared(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(tariff=bindparam("tariff"), tariff_expires_at=bindparam("tariff_expires_at"))
+)
+
+
+async def user_periods(conn: AsyncConnection, user_id: int) -> list[Period]:
+    return [_period(row) for row in await _PERIODS.all(conn, user_id=user_id)]
 
 
 async def user_timeline(conn: AsyncConnection, user_id: int) -> Timeline:
@@ -245,19 +269,16 @@ async def _credit(
     kind: str,
 ) -> int:
     await _adopt_cached_plan(conn, user_id, now_ms)
-    inserted = await conn.execute(
-        insert(periods)
-        .values(
-            user_id=user_id,
-            payment_id=payment_id,
-            tariff=tariff,
-            duration_ms=duration_ms,
-            credited_at=now_ms,
-            kind=kind,
-        )
-        .returning(periods.c.id)
+    inserted = await _INSERT_PERIOD.one(
+        conn,
+        user_id=user_id,
+        payment_id=payment_id,
+        tariff=tariff,
+        duration_ms=duration_ms,
+        credited_at=now_ms,
+        kind=kind,
     )
-    return int(inserted.scalar_one())
+    return int(inserted["id"])
 
 
 @dataclass(frozen=True)
@@ -317,26 +338,23 @@ async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -
     """A user with no periods but a live cached plan (set before the ledger existed, or
     by hand) gets that plan as an opening period first, as migration 0005 does, so the
     ledger never silently drops time the user has."""
-    if await conn.scalar(select(periods.c.id).where(periods.c.user_id == user_id).limit(1)):
+    if await _HAS_PERIODS.one_or_none(conn, user_id=user_id):
         return
-    row = (
-        await conn.execute(
-            select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == user_id)
-        )
-    ).one_or_none()
+    row = await _CACHED_PLAN.one_or_none(conn, user_id=user_id)
     opening = (
-        None if row is None else cached_opening(user_id, row.tariff, row.tariff_expires_at, now_ms)
+        None
+        if row is None
+        else cached_opening(user_id, row["tariff"], row["tariff_expires_at"], now_ms)
     )
     if opening is not None:
-        await conn.execute(
-            insert(periods).values(
-                user_id=user_id,
-                payment_id=None,
-                tariff=opening.tariff,
-                duration_ms=opening.duration_ms,
-                credited_at=opening.credited_at,
-                kind=OPENING,
-            )
+        await _INSERT_PERIOD.one(
+            conn,
+            user_id=user_id,
+            payment_id=None,
+            tariff=opening.tariff,
+            duration_ms=opening.duration_ms,
+            credited_at=opening.credited_at,
+            kind=OPENING,
         )
 
 
@@ -388,11 +406,7 @@ async def sync_user(conn: AsyncConnection, user_id: int) -> Timeline:
         last = timeline.segments[-1]
         tariff = None if timeline.ended_by_refund else last.tariff
         expires_at = to_datetime(last.end)
-    await conn.execute(
-        update(users)
-        .where(users.c.id == user_id)
-        .values(tariff=tariff, tariff_expires_at=expires_at)
-    )
+    await _SET_CACHE.run(conn, user_id=user_id, tariff=tariff, tariff_expires_at=expires_at)
     return timeline
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.payments import Payment, payment_from_row
+from db.prepared import Prepared, as_mapping, update_by_id
 from db.schema import orders, payments
 from db.states import PaymentState
 from db.tariffs import Tariff
@@ -88,7 +89,7 @@ def order_id_from_code(text: str) -> int | None:
 
 
 def _order(row: object) -> Order:
-    mapping = row._mapping  # type: ignore[attr-defined]
+    mapping = as_mapping(row)
     return Order(**{name: mapping[name] for name in Order.__dataclass_fields__})
 
 
@@ -96,20 +97,21 @@ def merchant_trans_id(user_id: int, tariff: str, now: datetime) -> str:
     return f"{user_id}_{tariff}_{int(now.timestamp())}"
 
 
+_BY_MTI = select(orders).where(orders.c.merchant_trans_id == bindparam("mti"))
+_BY_ID = select(orders).where(orders.c.id == bindparam("order_id"))
+# (unlocked, locked): SQLite ignores FOR UPDATE, its writer holds the whole database.
+_ORDER_BY_MTI = (Prepared(_BY_MTI), Prepared(_BY_MTI.with_for_update()))
+_ORDER_BY_ID = (Prepared(_BY_ID), Prepared(_BY_ID.with_for_update()))
+
+
 async def get_order(conn: AsyncConnection, mti: str, *, lock: bool = False) -> Order | None:
     """Find an order by its exact id; `lock` takes the row lock the money path needs."""
-    query = select(orders).where(orders.c.merchant_trans_id == mti)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
+    row = await _ORDER_BY_MTI[lock].one_or_none(conn, mti=mti)
     return _order(row) if row else None
 
 
 async def get_order_by_id(conn: AsyncConnection, order_id: int, *, lock: bool = False) -> Order:
-    query = select(orders).where(orders.c.id == order_id)
-    if lock:
-        query = query.with_for_update()
-    return _order((await conn.execute(query)).one())
+    return _order(await _ORDER_BY_ID[lock].one(conn, order_id=order_id))
 
 
 async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: datetime) -> Order:
@@ -279,7 +281,7 @@ async def set_order_status(
     values: dict[str, object] = {"status": status}
     if paid_at is not None:
         values["paid_at"] = paid_at
-    await conn.execute(update(orders).where(orders.c.id == order_id).values(**values))
+    await update_by_id(orders, tuple(sorted(values))).run(conn, where_id=order_id, **values)
 
 
 async def paid_twice(conn: AsyncConnection, limit: int = 20) -> list[tuple[Order, list[int]]]:

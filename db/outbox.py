@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, bindparam, exists, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.database import announce_on_commit
+from db.prepared import Prepared
 from db.schema import notifications, users
 from db.states import NoticeStatus
 
@@ -42,6 +42,24 @@ class Notice:
     broadcast_id: int | None = None
 
 
+_ENQUEUE = Prepared(
+    lambda dialect: (
+        dialect.insert(notifications)
+        .values(
+            user_id=bindparam("user_id"),
+            kind=bindparam("kind"),
+            payload=bindparam("payload", type_=notifications.c.payload.type),
+            dedupe_key=bindparam("dedupe_key"),
+            status=NoticeStatus.PENDING,
+            next_attempt_at=bindparam("now", type_=notifications.c.next_attempt_at.type),
+            created_at=bindparam("now", type_=notifications.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[notifications.c.dedupe_key])
+        .returning(notifications.c.id)
+    )
+)
+
+
 async def enqueue(
     conn: AsyncConnection,
     user_id: int,
@@ -55,22 +73,10 @@ async def enqueue(
     One statement (`INSERT ... ON CONFLICT DO NOTHING`) so that two instances racing to
     queue the same "once per period" notice cannot both succeed, and neither fails.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(notifications)
-        .values(
-            user_id=user_id,
-            kind=kind,
-            payload=payload,
-            dedupe_key=dedupe_key,
-            status=NoticeStatus.PENDING,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[notifications.c.dedupe_key])
-        .returning(notifications.c.id)
+    row = await _ENQUEUE.one_or_none(
+        conn, user_id=user_id, kind=kind, payload=payload, dedupe_key=dedupe_key, now=now
     )
-    inserted = (await conn.execute(statement)).first() is not None
+    inserted = row is not None
     if inserted:
         announce_on_commit(conn, ENQUEUED)
     return inserted

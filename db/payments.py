@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.prepared import Prepared, as_mapping, update_by_id
 from db.schema import payments
 
 
@@ -34,37 +35,49 @@ class Payment:
 
 
 def payment_from_row(row: object) -> Payment:
-    mapping = row._mapping  # type: ignore[attr-defined]
+    """A payment from a Core row or a mapping (db/prepared.py)."""
+    mapping = as_mapping(row)
     return Payment(**{name: mapping[name] for name in Payment.__dataclass_fields__})
 
 
+_BY_ID = Prepared(select(payments).where(payments.c.id == bindparam("payment_id")))
+_BY_PROVIDER_ID = Prepared(
+    select(payments).where(
+        payments.c.provider == bindparam("provider"),
+        payments.c.provider_id == bindparam("provider_id"),
+    )
+)
+
+
 async def get_payment(conn: AsyncConnection, payment_id: int) -> Payment | None:
-    row = (await conn.execute(select(payments).where(payments.c.id == payment_id))).one_or_none()
+    row = await _BY_ID.one_or_none(conn, payment_id=payment_id)
     return payment_from_row(row) if row else None
 
 
 async def find_payment(conn: AsyncConnection, provider: str, provider_id: str) -> Payment | None:
-    query = select(payments).where(
-        payments.c.provider == provider, payments.c.provider_id == provider_id
-    )
-    row = (await conn.execute(query)).one_or_none()
+    row = await _BY_PROVIDER_ID.one_or_none(conn, provider=provider, provider_id=provider_id)
     return payment_from_row(row) if row else None
 
 
 async def update_payment(conn: AsyncConnection, payment_id: int, **values: Any) -> None:
-    await conn.execute(update(payments).where(payments.c.id == payment_id).values(**values))
+    await update_by_id(payments, tuple(sorted(values))).run(conn, where_id=payment_id, **values)
 
 
 async def insert_once(conn: AsyncConnection, **values: Any) -> Payment | None:
     """Insert a provider payment row, or return None if its (provider, provider_id)
     exists already. `ON CONFLICT DO NOTHING` instead of a savepoint: one round trip,
     and the transaction stays usable for re-reading the existing row."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(payments)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
-        .returning(*payments.c)
-    )
-    row = (await conn.execute(statement)).one_or_none()
+    row = await _insert_once(tuple(sorted(values))).one_or_none(conn, **values)
     return payment_from_row(row) if row else None
+
+
+@cache
+def _insert_once(columns: tuple[str, ...]) -> Prepared:
+    return Prepared(
+        lambda dialect: (
+            dialect.insert(payments)
+            .values({column: bindparam(column) for column in columns})
+            .on_conflict_do_nothing(index_elements=[payments.c.provider, payments.c.provider_id])
+            .returning(*payments.c)
+        )
+    )

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from types import ModuleType
+from typing import Any, cast
 
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
 
-from db.sqlite_inloop import InLoopConnection
+from db.sqlite_inloop import driver_of
 
 Processor = Callable[[Any], Any] | None
 
@@ -45,16 +49,30 @@ class _Compiled:
 
 
 class Prepared:
-    """A Core statement built once (values as `bindparam`s), run by the database's runner."""
+    """A Core statement built once (values as `bindparam`s), run by the database's runner.
 
-    def __init__(self, statement: Executable) -> None:
-        self.statement = statement
+    `build` is the statement, or a function of the dialect's module (`sqlite` or
+    `postgresql`) for statements spelled per dialect in Core, as `insert(...)
+    .on_conflict_do_nothing(...)` is."""
+
+    def __init__(self, build: Executable | Callable[[ModuleType], Executable]) -> None:
+        self._build = build
+        self._statements: dict[str, Executable] = {}
         self._sqlite: _Compiled | None = None
 
+    def statement(self, dialect: Dialect) -> Executable:
+        built = self._statements.get(dialect.name)
+        if built is None:
+            module = postgresql if dialect.name == "postgresql" else sqlite
+            built = self._build(module) if callable(self._build) else self._build
+            self._statements[dialect.name] = built
+        return built
+
     async def all(self, conn: AsyncConnection, **params: Any) -> list[Mapping[str, Any]]:
-        raw = _in_loop_sqlite(conn)
+        raw = driver_of(conn)
         if raw is None:
-            return list((await conn.execute(self.statement, params)).mappings())
+            result = await conn.execute(self.statement(conn.dialect), params)
+            return [dict(row) for row in result.mappings()]
         compiled = self._compiled(conn.dialect)
         cursor = await raw.when_free(lambda: raw.execute(compiled.sql, _values(compiled, params)))
         return [_row(compiled, values) for values in cursor.fetchall()]
@@ -62,34 +80,45 @@ class Prepared:
     async def one_or_none(self, conn: AsyncConnection, **params: Any) -> Mapping[str, Any] | None:
         rows = await self.all(conn, **params)
         if len(rows) > 1:
-            raise LookupError(f"more than one row: {self.statement}")
+            raise LookupError(f"more than one row: {self._statements}")
         return rows[0] if rows else None
 
     async def one(self, conn: AsyncConnection, **params: Any) -> Mapping[str, Any]:
         row = await self.one_or_none(conn, **params)
         if row is None:
-            raise LookupError(f"no row: {self.statement}")
+            raise LookupError(f"no row: {self._statements}")
         return row
 
     async def run(self, conn: AsyncConnection, **params: Any) -> int:
         """Execute a statement that returns no rows; the number of rows it changed."""
-        raw = _in_loop_sqlite(conn)
+        raw = driver_of(conn)
         if raw is None:
-            return int((await conn.execute(self.statement, params)).rowcount)  # type: ignore[attr-defined]
+            result = await conn.execute(self.statement(conn.dialect), params)
+            return int(result.rowcount)
         compiled = self._compiled(conn.dialect)
         cursor = await raw.when_free(lambda: raw.execute(compiled.sql, _values(compiled, params)))
         return int(cursor.rowcount)
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         if self._sqlite is None:
-            self._sqlite = _compile(self.statement, dialect)
+            self._sqlite = _compile(self.statement(dialect), dialect)
         return self._sqlite
 
 
-def _in_loop_sqlite(conn: AsyncConnection) -> InLoopConnection | None:
-    """The in-loop SQLite connection under `conn`, or None where SQLAlchemy runs it."""
-    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    return driver if isinstance(driver, InLoopConnection) else None
+def as_mapping(row: object) -> Mapping[str, Any]:
+    """A Core row's mapping, or the row itself when it is a mapping already (from here)."""
+    return cast(Mapping[str, Any], getattr(row, "_mapping", row))
+
+
+@cache
+def update_by_id(table: Table, columns: tuple[str, ...]) -> Prepared:
+    """`UPDATE table SET column = :column, … WHERE id = :where_id`, one per set of columns
+    (for the callers that pass the values to change as keywords)."""
+    return Prepared(
+        update(table)
+        .where(table.c.id == bindparam("where_id"))
+        .values({column: bindparam(column) for column in columns})
+    )
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 T = TypeVar("T")
 
 # SQLite's own busy handler waits about this way (1, 2, 5, 10 … ms), capped lower here:
@@ -132,6 +134,12 @@ class InLoopCursor:
 
     async def close(self) -> None:
         self._cursor.close()
+
+
+def driver_of(conn: AsyncConnection) -> InLoopConnection | None:
+    """The in-loop connection under a SQLAlchemy connection, None for any other driver."""
+    driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    return driver if isinstance(driver, InLoopConnection) else None
 
 
 async def connect(database: str, patience: float) -> InLoopConnection:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.prepared import Prepared, as_mapping
 from db.schema import users
 
 
@@ -29,7 +30,7 @@ class User:
 
 
 def _user(row: object) -> User:
-    mapping = row._mapping  # type: ignore[attr-defined]
+    mapping = as_mapping(row)
     return User(**{name: mapping[name] for name in User.__dataclass_fields__})
 
 
@@ -48,11 +49,12 @@ async def upsert_user(
     return _user((await conn.execute(statement)).one())
 
 
+_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_USER_BY_ID = (Prepared(_BY_ID), Prepared(_BY_ID.with_for_update()))  # (unlocked, locked)
+
+
 async def get_user(conn: AsyncConnection, user_id: int, *, lock: bool = False) -> User | None:
-    query = select(users).where(users.c.id == user_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
+    row = await _USER_BY_ID[lock].one_or_none(conn, user_id=user_id)
     return _user(row) if row else None
 
 
