@@ -1,0 +1,172 @@
+"""Statements built once (db/prepared.py) give what `conn.execute` gives, on both databases,
+and the SQLite writer's own connection (Database._sqlite_write) commits and rolls back
+as a pooled one did."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+
+from db.database import Database
+from db.prepared import Prepared, update_by_id
+from db.schema import notifications, orders, payments, users
+from db.sqlite_inloop import driver_of
+
+WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+USER_ID = 555_000_111
+
+PAYMENT_BY_ID = Prepared(select(payments).where(payments.c.id == bindparam("payment_id")))
+NOTICE_BY_ID = Prepared(select(notifications).where(notifications.c.id == bindparam("notice_id")))
+INSERT_NOTICE = Prepared(
+    lambda dialect: (
+        dialect.insert(notifications)
+        .values(
+            user_id=bindparam("user_id"),
+            kind="test",
+            payload=bindparam("payload", type_=notifications.c.payload.type),
+            dedupe_key=bindparam("dedupe_key"),
+            status="pending",
+            next_attempt_at=bindparam("now", type_=notifications.c.next_attempt_at.type),
+            created_at=bindparam("now", type_=notifications.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[notifications.c.dedupe_key])
+        .returning(notifications.c.id)
+    )
+)
+
+
+async def _seed(database: Database) -> int:
+    """A user, an order and a paid test payment with fiscal data; the payment's id."""
+    async with database.transaction() as conn:
+        await conn.execute(insert(users).values(id=USER_ID, language="uz", created_at=WHEN))
+        order_id = (
+            await conn.execute(
+                insert(orders)
+                .values(
+                    merchant_trans_id=f"{USER_ID}_PLUS_1",
+                    user_id=USER_ID,
+                    tariff="PLUS",
+                    amount=1_500_000,
+                    days=30,
+                    status="paid",
+                    created_at=WHEN,
+                    paid_at=WHEN,
+                )
+                .returning(orders.c.id)
+            )
+        ).scalar_one()
+        return int(
+            (
+                await conn.execute(
+                    insert(payments)
+                    .values(
+                        provider="payme",
+                        provider_id="p-1",
+                        order_id=order_id,
+                        amount=1_500_000,
+                        state="paid",
+                        test=True,
+                        create_time=1_700_000_000_000,
+                        fiscal_data={"receipt_id": 7, "qr": "https://ofd.soliq.uz/x?y=ʻ"},
+                    )
+                    .returning(payments.c.id)
+                )
+            ).scalar_one()
+        )
+
+
+async def test_rows_are_those_of_conn_execute(database_url: str) -> None:
+    database = await Database.connect(database_url)
+    try:
+        payment_id = await _seed(database)
+        async with database.transaction() as conn:
+            prepared = await PAYMENT_BY_ID.one(conn, payment_id=payment_id)
+            core = (
+                await conn.execute(
+                    PAYMENT_BY_ID.statement(conn.dialect), {"payment_id": payment_id}
+                )
+            ).one()
+            assert prepared == dict(core._mapping)
+            assert prepared["test"] is True  # a boolean, not SQLite's 1
+            assert prepared["fiscal_data"] == {"receipt_id": 7, "qr": "https://ofd.soliq.uz/x?y=ʻ"}
+            assert await PAYMENT_BY_ID.one_or_none(conn, payment_id=payment_id + 1) is None
+            with pytest.raises(LookupError):
+                await PAYMENT_BY_ID.one(conn, payment_id=payment_id + 1)
+            # Bound values go through the column's type: an aware datetime is stored as
+            # UTC and comes back equal; JSON is stored as JSON; the row count is right.
+            first = await INSERT_NOTICE.one_or_none(
+                conn, user_id=USER_ID, payload={"a": [1, "ʻ"]}, dedupe_key="k", now=WHEN
+            )
+            again = await INSERT_NOTICE.one_or_none(
+                conn, user_id=USER_ID, payload={}, dedupe_key="k", now=WHEN
+            )
+            assert first is not None and again is None
+            notice = await NOTICE_BY_ID.one(conn, notice_id=first["id"])
+            assert (notice["payload"], notice["next_attempt_at"]) == ({"a": [1, "ʻ"]}, WHEN)
+            changed = await update_by_id(payments, ("state",)).run(
+                conn, where_id=payment_id, state="refunded"
+            )
+            assert changed == 1
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "refunded"
+    finally:
+        await database.close()
+
+
+async def test_a_prepared_write_is_part_of_the_transaction(database_url: str) -> None:
+    database = await Database.connect(database_url)
+    try:
+        payment_id = await _seed(database)
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as conn:
+                await update_by_id(payments, ("state",)).run(
+                    conn, where_id=payment_id, state="cancelled"
+                )
+                raise RuntimeError("the rest of the transaction failed")
+        async with database.read() as conn:
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
+        async with database.report() as conn:  # aiosqlite on SQLite: through SQLAlchemy
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
+    finally:
+        await database.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_sqlite_writer_keeps_its_connection_and_ends_each_transaction(
+    database_url: str,
+) -> None:
+    """Mixed Core and prepared statements commit together, a failure rolls both back,
+    and the next transaction begins cleanly on the same connection."""
+    database = await Database.connect(database_url)
+    try:
+        payment_id = await _seed(database)
+        async with database.transaction() as first:
+            raw = driver_of(first)
+            assert raw is not None and raw.in_transaction
+        # (payment state, Core statement too, fails) -> (state, order status) afterwards
+        cases = [
+            (("cancelled", True, True), ("paid", "paid")),
+            (("pending", False, False), ("pending", "paid")),  # prepared statements only
+            (("refunded", True, False), ("refunded", "cancelled")),
+        ]
+        for (state, core_too, fail), expected in cases:
+            try:
+                async with database.transaction() as conn:
+                    assert driver_of(conn) is raw
+                    await update_by_id(payments, ("state",)).run(
+                        conn, where_id=payment_id, state=state
+                    )
+                    if core_too:
+                        await conn.execute(text("UPDATE orders SET status = 'cancelled'"))
+                    if fail:
+                        raise RuntimeError("failed half-way")
+            except RuntimeError:
+                pass
+            assert not raw.in_transaction
+            async with database.read() as conn:
+                status = (await conn.execute(select(orders.c.status))).scalar_one()
+                paid = await PAYMENT_BY_ID.one(conn, payment_id=payment_id)
+            assert (paid["state"], status) == expected
+    finally:
+        await database.close()
