@@ -170,3 +170,32 @@ async def test_the_sqlite_writer_keeps_its_connection_and_ends_each_transaction(
             assert (paid["state"], status) == expected
     finally:
         await database.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_snapshots_reuse_their_connections_and_see_every_commit(
+    database_url: str,
+) -> None:
+    """A snapshot's connection is kept for the next one: it must start a new snapshot
+    each time (never the one of its last use), and two open at once are two."""
+    database = await Database.connect(database_url)
+    try:
+        payment_id = await _seed(database)
+        seen = []
+        for state in ("cancelled", "refunded"):
+            async with database.read() as conn:
+                seen.append(
+                    (
+                        driver_of(conn),
+                        (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"],
+                    )
+                )
+            async with database.transaction() as conn:
+                await update_by_id(payments, ("state",)).run(conn, where_id=payment_id, state=state)
+        async with database.read() as first, database.read() as second:
+            assert driver_of(first) is not driver_of(second)
+            assert (await PAYMENT_BY_ID.one(second, payment_id=payment_id))["state"] == "refunded"
+        assert seen[0][0] is seen[1][0]  # the same connection, used twice
+        assert [state for _, state in seen] == ["paid", "cancelled"]
+    finally:
+        await database.close()
