@@ -144,14 +144,14 @@ class Database:
             connection = self._writer_connection = await self.engine.connect()
         raw = sqlite_inloop.driver_of(connection)
         assert raw is not None, "the SQLite writer's engine is the in-loop one"
-        await raw.when_free(lambda: raw.execute("BEGIN IMMEDIATE", ()))
+        await raw.run("BEGIN IMMEDIATE")
         try:
             yield connection
             await connection.commit()
-            await raw.commit()
+            await raw.end("COMMIT")
         except BaseException:
             await connection.rollback()
-            await raw.rollback()
+            await raw.end("ROLLBACK")
             raise
 
     @asynccontextmanager
@@ -210,12 +210,12 @@ class Database:
         connection = idle.pop() if idle else await self.engine.connect()
         raw = sqlite_inloop.driver_of(connection)
         assert raw is not None, "SQLite's short reads run on the in-loop engine"
-        raw.execute("BEGIN", ())  # no lock is taken before the first read: never busy
+        await raw.run("BEGIN")  # deferred: no lock is taken before the first read
         try:
             yield connection
         finally:
             await connection.rollback()
-            await raw.rollback()
+            await raw.end("ROLLBACK")
             if len(idle) < IDLE_READERS and not connection.invalidated:
                 idle.append(connection)
             else:

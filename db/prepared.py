@@ -74,7 +74,7 @@ class Prepared:
             result = await conn.execute(self.statement(conn.dialect), params)
             return [dict(row) for row in result.mappings()]
         compiled = self._compiled(conn.dialect)
-        cursor = await raw.when_free(lambda: raw.execute(compiled.sql, _values(compiled, params)))
+        cursor = await raw.run(compiled.sql, _values(compiled, params))
         return [_row(compiled, values) for values in cursor.fetchall()]
 
     async def one_or_none(self, conn: AsyncConnection, **params: Any) -> Mapping[str, Any] | None:
@@ -96,7 +96,7 @@ class Prepared:
             result = await conn.execute(self.statement(conn.dialect), params)
             return int(result.rowcount)
         compiled = self._compiled(conn.dialect)
-        cursor = await raw.when_free(lambda: raw.execute(compiled.sql, _values(compiled, params)))
+        cursor = await raw.run(compiled.sql, _values(compiled, params))
         return int(cursor.rowcount)
 
     def _compiled(self, dialect: Dialect) -> _Compiled:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
@@ -55,9 +56,23 @@ class InLoopConnection:
     def in_transaction(self) -> bool:
         return self._conn.in_transaction
 
-    def execute(self, sql: str, parameters: Sequence[Any]) -> sqlite3.Cursor:
-        """Run one statement on the stdlib connection at once (db/prepared.py's path)."""
-        return self._conn.execute(sql, parameters)
+    async def run(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """One statement straight on the stdlib connection (db/prepared.py, and the
+        transactions `Database` begins itself), waited for as `when_free` does.
+
+        A failure is raised as SQLAlchemy would raise it (`OperationalError`,
+        `IntegrityError`…), so callers tell a database that is unavailable from a bug
+        the same way whichever path ran the statement."""
+        try:
+            return await self.when_free(lambda: self._conn.execute(sql, parameters))
+        except sqlite3.Error as error:
+            raise DBAPIError.instance(sql, parameters, error, sqlite3.Error) from error
+
+    async def end(self, sql: str) -> None:
+        """`COMMIT` or `ROLLBACK` the transaction begun by `run("BEGIN …")`, if still open
+        (SQLAlchemy ends it first when a Core statement ran)."""
+        if self._conn.in_transaction:
+            await self.run(sql)
 
     async def commit(self) -> None:
         await self.when_free(self._conn.commit)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from db.database import Database
 from db.prepared import Prepared, update_by_id
@@ -118,6 +119,13 @@ async def test_a_prepared_write_is_part_of_the_transaction(database_url: str) ->
     database = await Database.connect(database_url)
     try:
         payment_id = await _seed(database)
+        # A driver's error arrives as SQLAlchemy's, whichever path ran the statement: the
+        # bot and the callbacks tell "database unavailable" from a bug by that class.
+        with pytest.raises(IntegrityError):
+            async with database.transaction() as conn:
+                await update_by_id(payments, ("order_id",)).run(
+                    conn, where_id=payment_id, order_id=987_654
+                )
         with pytest.raises(RuntimeError):
             async with database.transaction() as conn:
                 await update_by_id(payments, ("state",)).run(
