@@ -11,17 +11,28 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import outbox
 from db.clock import to_datetime
+from db.prepared import Prepared
 from db.schema import admin_settings, orders, payments, users
 
 # What an alert is about; the notifier renders each in the admin's language.
 CLICK_CANCEL_ON_PAID = "click_cancel_on_paid"  # Click A1: Click claims a failure on credited money
 DOUBLE_PAYMENT = "double_payment"  # Click A5 / Payme A4: one order paid twice
+
+
+_ADMIN_USER = Prepared(
+    lambda dialect: (
+        dialect.insert(users)
+        .values(
+            id=bindparam("admin_id"), created_at=bindparam("now", type_=users.c.created_at.type)
+        )
+        .on_conflict_do_nothing(index_elements=[users.c.id])
+    )
+)
 
 
 async def alert_admins(
@@ -37,13 +48,8 @@ async def alert_admins(
     An admin who never wrote to the bot has no `users` row yet: one is created (the
     outbox refers to users), and Telegram delivers once they have started the bot.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for admin_id in sorted(admin_ids):
-        await conn.execute(
-            dialect.insert(users)
-            .values(id=admin_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=[users.c.id])
-        )
+        await _ADMIN_USER.run(conn, admin_id=admin_id, now=now)
         await outbox.enqueue(
             conn,
             admin_id,
@@ -59,6 +65,28 @@ async def alert_admins(
 PAYMENT_PAID = "payment_paid"
 PAYMENT_REFUNDED = "payment_refunded"
 PAYMENT_DIGEST = "payment_digest"
+
+
+# Admins who chose the daily digest (the table holds a row per admin who changed a
+# setting: a handful of rows).
+_ON_DIGEST = Prepared(
+    select(admin_settings.c.admin_id).where(admin_settings.c.digest_hour.is_not(None))
+)
+_NOTICE_DETAILS = Prepared(
+    select(
+        payments.c.provider,
+        payments.c.amount,
+        payments.c.test,
+        orders.c.merchant_trans_id,
+        orders.c.tariff,
+        users.c.id,
+        users.c.first_name,
+        users.c.username,
+    )
+    .join(orders, orders.c.id == payments.c.order_id)
+    .join(users, users.c.id == orders.c.user_id)
+    .where(payments.c.id == bindparam("payment_id"))
+)
 
 
 async def payment_notice(
@@ -78,39 +106,21 @@ async def payment_notice(
     """
     if not admin_ids:
         return
-    digest = select(admin_settings.c.admin_id).where(
-        admin_settings.c.admin_id.in_(sorted(admin_ids)), admin_settings.c.digest_hour.is_not(None)
-    )
-    at_once = set(admin_ids) - set((await conn.execute(digest)).scalars())
+    on_digest = {row["admin_id"] for row in await _ON_DIGEST.all(conn)}
+    at_once = set(admin_ids) - on_digest
     if not at_once:
         return
-    query = (
-        select(
-            payments.c.provider,
-            payments.c.amount,
-            payments.c.test,
-            orders.c.merchant_trans_id,
-            orders.c.tariff,
-            users.c.id,
-            users.c.first_name,
-            users.c.username,
-        )
-        .join(orders, orders.c.id == payments.c.order_id)
-        .join(users, users.c.id == orders.c.user_id)
-        .where(payments.c.id == payment_id)
-    )
-    row: Any = (await conn.execute(query)).one()
-    provider, amount, test, order, tariff, buyer_id, first_name, username = row
+    row = await _NOTICE_DETAILS.one(conn, payment_id=payment_id)
     details = {
         "payment_id": payment_id,
-        "provider": provider,
-        "amount": int(amount),
-        "test": bool(test),
-        "order": order,
-        "tariff": tariff,
-        "buyer_id": int(buyer_id),
-        "buyer_name": first_name,
-        "buyer_username": username,
+        "provider": row["provider"],
+        "amount": int(row["amount"]),
+        "test": bool(row["test"]),
+        "order": row["merchant_trans_id"],
+        "tariff": row["tariff"],
+        "buyer_id": int(row["id"]),
+        "buyer_name": row["first_name"],
+        "buyer_username": row["username"],
     }
     now = to_datetime(now_ms)
     await alert_admins(conn, at_once, event, details, now, key=str(payment_id))

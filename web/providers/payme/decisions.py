@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment, refund_payment
@@ -37,6 +37,7 @@ from db.payments import (
     payment_from_row,
     update_payment,
 )
+from db.prepared import Prepared
 from db.schema import orders, payments
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
@@ -287,14 +288,7 @@ async def _order_checks(
         return Result(Outcome.ORDER_CLOSED)
     if payme_time is not None and now_ms - payme_time > TIMEOUT_MS:
         return Result(Outcome.EXPIRED)
-    active = await conn.execute(
-        select(payments).where(
-            payments.c.order_id == order.id,
-            payments.c.provider == NAME,
-            payments.c.state == PaymentState.PENDING,
-            payments.c.test == test,
-        )
-    )
+    active = await _LIVE_TRANSACTIONS.all(conn, order_id=order.id, test=test)
     blocking = False
     for row in active:
         payment = payment_from_row(row)
@@ -305,6 +299,16 @@ async def _order_checks(
         else:
             blocking = True
     return Result(Outcome.ORDER_BUSY) if blocking else None
+
+
+_LIVE_TRANSACTIONS = Prepared(
+    select(payments).where(
+        payments.c.order_id == bindparam("order_id"),
+        payments.c.provider == NAME,
+        payments.c.state == PaymentState.PENDING,
+        payments.c.test == bindparam("test"),
+    )
+)
 
 
 async def _repeated_create(
