@@ -27,7 +27,7 @@ ended by a refund, `tariff` is NULL, so the scheduler never announces that end.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
@@ -206,9 +206,6 @@ def _period(row: object) -> Period:
 _PERIODS = Prepared(
     select(periods).where(periods.c.user_id == bindparam("user_id")).order_by(periods.c.id)
 )
-_HAS_PERIODS = Prepared(
-    select(periods.c.id).where(periods.c.user_id == bindparam("user_id")).limit(1)
-)
 _CACHED_PLAN = Prepared(
     select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == bindparam("user_id"))
 )
@@ -246,8 +243,10 @@ async def add_period(
     now_ms: int,
 ) -> Timeline:
     """Credit one period (the caller holds the user's row lock) and refresh the cache."""
-    await _credit(conn, user_id, payment_id, tariff, duration_ms, now_ms, PAYMENT)
-    return await sync_user(conn, user_id)
+    _period_id, ledger = await _credit(
+        conn, user_id, payment_id, tariff, duration_ms, now_ms, PAYMENT
+    )
+    return await _write_cache(conn, user_id, ledger)
 
 
 async def add_gift(
@@ -255,8 +254,8 @@ async def add_gift(
 ) -> tuple[int, Timeline]:
     """Credit an admin's gift as a period of kind `gift` (the caller holds the user's
     row lock): the same rules as a paid period, no payment. Returns the period's id."""
-    period_id = await _credit(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
-    return period_id, await sync_user(conn, user_id)
+    period_id, ledger = await _credit(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
+    return period_id, await _write_cache(conn, user_id, ledger)
 
 
 async def _credit(
@@ -267,18 +266,31 @@ async def _credit(
     duration_ms: int,
     now_ms: int,
     kind: str,
-) -> int:
-    await _adopt_cached_plan(conn, user_id, now_ms)
+) -> tuple[int, list[Period]]:
+    """Insert the period; its id and the user's whole ledger after it.
+
+    The ledger is read once, before the insert, and the new period appended to it: the
+    caller holds the user's row lock, so nothing else changes it meanwhile, and ids
+    grow, so it stays in id order (as `user_periods` reads it)."""
+    ledger = await user_periods(conn, user_id) or await _adopt_cached_plan(conn, user_id, now_ms)
+    period = await _insert(
+        conn, Period(0, user_id, payment_id, tariff, duration_ms, now_ms, None, kind)
+    )
+    return period.id, [*ledger, period]
+
+
+async def _insert(conn: AsyncConnection, period: Period) -> Period:
+    """Write a new period (its `id` is ignored); the period with the id it got."""
     inserted = await _INSERT_PERIOD.one(
         conn,
-        user_id=user_id,
-        payment_id=payment_id,
-        tariff=tariff,
-        duration_ms=duration_ms,
-        credited_at=now_ms,
-        kind=kind,
+        user_id=period.user_id,
+        payment_id=period.payment_id,
+        tariff=period.tariff,
+        duration_ms=period.duration_ms,
+        credited_at=period.credited_at,
+        kind=period.kind,
     )
-    return int(inserted["id"])
+    return replace(period, id=int(inserted["id"]))
 
 
 @dataclass(frozen=True)
@@ -299,8 +311,7 @@ async def refund_period(
     A payment credited before the ledger existed has no period: its time is inside the
     user's opening period (converted into that period's tariff by the old rule), so up
     to `fallback_ms` (what it granted) of that period's unused time is removed instead."""
-    await _adopt_cached_plan(conn, user_id, now_ms)
-    ledger = await user_periods(conn, user_id)
+    ledger = await user_periods(conn, user_id) or await _adopt_cached_plan(conn, user_id, now_ms)
     before = compute(ledger)
     target = next((p for p in ledger if p.payment_id == payment_id and p.refunded_at is None), None)
     if target is None:
@@ -334,28 +345,17 @@ async def _remove(
     return Removal(after.fates[target.id].removed_ms, before, after)
 
 
-async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -> None:
-    """A user with no periods but a live cached plan (set before the ledger existed, or
-    by hand) gets that plan as an opening period first, as migration 0005 does, so the
-    ledger never silently drops time the user has."""
-    if await _HAS_PERIODS.one_or_none(conn, user_id=user_id):
-        return
+async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -> list[Period]:
+    """For a user with no periods: a live cached plan (set before the ledger existed, or
+    by hand) becomes an opening period first, as migration 0005 does, so the ledger
+    never silently drops time the user has. The user's ledger after it."""
     row = await _CACHED_PLAN.one_or_none(conn, user_id=user_id)
     opening = (
         None
         if row is None
         else cached_opening(user_id, row["tariff"], row["tariff_expires_at"], now_ms)
     )
-    if opening is not None:
-        await _INSERT_PERIOD.one(
-            conn,
-            user_id=user_id,
-            payment_id=None,
-            tariff=opening.tariff,
-            duration_ms=opening.duration_ms,
-            credited_at=opening.credited_at,
-            kind=OPENING,
-        )
+    return [] if opening is None else [await _insert(conn, opening)]
 
 
 def cached_opening(
@@ -400,7 +400,12 @@ async def _refund_from_opening(
 
 async def sync_user(conn: AsyncConnection, user_id: int) -> Timeline:
     """Recompute the user's timeline and rewrite the `users` cache from it."""
-    timeline = await user_timeline(conn, user_id)
+    return await _write_cache(conn, user_id, await user_periods(conn, user_id))
+
+
+async def _write_cache(conn: AsyncConnection, user_id: int, ledger: list[Period]) -> Timeline:
+    """Rewrite the `users` cache from the user's whole ledger; its timeline."""
+    timeline = compute(ledger)
     tariff, expires_at = None, None
     if timeline.segments:
         last = timeline.segments[-1]

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.admin.callbacks import RecordReversal
 from db import outbox
+from db.clock import to_datetime, to_ms
 from db.orders import order_code, paid_twice
-from db.schema import orders, payments
+from db.schema import orders, payments, periods, users
 from tests.conftest import FakeClock, Telegram
 from tests.fake_telegram import FakeTelegram
 from tests.providers.click.helpers import make_order
@@ -267,3 +268,30 @@ async def test_two_click_attempts_on_one_order_are_two_periods_and_the_admin_is_
     async with shop.db.read() as conn:
         listed = await paid_twice(conn)
     assert [(found.id, ids) for found, ids in listed] == [(order.id, [one, two])]
+
+
+async def test_a_plan_set_by_hand_without_periods_is_kept_when_a_payment_comes(
+    client: TestClient, clock: FakeClock
+) -> None:
+    """A plan in the `users` cache with no period behind it (set before the ledger, or
+    by hand) becomes an opening period at the first credit, and the payment's days
+    follow it; the cache then says so."""
+    shop = Shop(client, clock, BUYER)
+    order = await shop.order("PRO")
+    async with shop.db.transaction() as conn:
+        await conn.execute(
+            update(users)
+            .where(users.c.id == BUYER)
+            .values(tariff="PRO", tariff_expires_at=to_datetime(shop.at(10)))
+        )
+    await shop.pay_click(order)
+    assert [(s.tariff, shop.days_of(s.end)) for s in (await shop.timeline()).segments] == [
+        ("PRO", 40)
+    ]
+    async with shop.db.read() as conn:
+        kinds = await conn.scalars(
+            select(periods.c.kind).where(periods.c.user_id == BUYER).order_by(periods.c.id)
+        )
+        cached = await conn.scalar(select(users.c.tariff_expires_at).where(users.c.id == BUYER))
+    assert list(kinds) == ["opening", "payment"]
+    assert shop.days_of(to_ms(cached)) == 40
