@@ -15,6 +15,7 @@ migrations keep a thread (aiosqlite). PostgreSQL has one engine (asyncpg) for al
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import time
@@ -31,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_
 
 from db import sqlite_inloop
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a unit of work may wait for the database (SQLite's writer, a pooled
@@ -150,8 +153,7 @@ class Database:
             await connection.commit()
             await raw.end("COMMIT")
         except BaseException:
-            await connection.rollback()
-            await raw.end("ROLLBACK")
+            await _rolled_back(connection, raw)  # or invalidated: the next one opens another
             raise
 
     @asynccontextmanager
@@ -210,15 +212,13 @@ class Database:
         connection = idle.pop() if idle else await self.engine.connect()
         raw = sqlite_inloop.driver_of(connection)
         assert raw is not None, "SQLite's short reads run on the in-loop engine"
-        await raw.run("BEGIN")  # deferred: no lock is taken before the first read
         try:
+            await raw.run("BEGIN")  # deferred: no lock is taken before the first read
             yield connection
         finally:
-            await connection.rollback()
-            await raw.end("ROLLBACK")
-            if len(idle) < IDLE_READERS and not connection.invalidated:
+            if await _rolled_back(connection, raw) and len(idle) < IDLE_READERS:
                 idle.append(connection)
-            else:
+            elif not connection.invalidated:
                 await connection.close()
 
     def report(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -267,6 +267,20 @@ class Database:
         if self.reports_engine is not self.engine:
             await self.reports_engine.dispose()
         await self.engine.dispose()
+
+
+async def _rolled_back(connection: AsyncConnection, raw: sqlite_inloop.InLoopConnection) -> bool:
+    """End a kept SQLite connection's transaction, SQLAlchemy's and the driver's. False
+    when it could not be ended: the connection is then invalidated (closed, never handed
+    out again), so a transaction left open cannot stop every later one."""
+    try:
+        await connection.rollback()
+        await raw.end("ROLLBACK")
+    except Exception:
+        log.exception("an SQLite connection could not roll back; it is replaced")
+        await connection.invalidate()
+        return False
+    return not connection.invalidated
 
 
 @asynccontextmanager

@@ -207,3 +207,36 @@ async def test_sqlite_snapshots_reuse_their_connections_and_see_every_commit(
         assert [state for _, state in seen] == ["paid", "cancelled"]
     finally:
         await database.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_kept_sqlite_connection_that_cannot_roll_back_is_replaced(
+    database_url: str,
+) -> None:
+    """The writer's connection and a reader's are kept between transactions; one whose
+    transaction cannot be ended (here: closed under it) must not stop every later one."""
+    database = await Database.connect(database_url)
+    try:
+        payment_id = await _seed(database)
+        with pytest.raises(RuntimeError):
+            async with database.transaction() as conn:
+                broken = driver_of(conn)
+                assert broken is not None
+                broken.stop()  # the driver's connection is gone mid-transaction
+                raise RuntimeError("and the transaction fails")
+        with pytest.raises(RuntimeError):
+            async with database.read() as conn:
+                gone = driver_of(conn)
+                assert gone is not None
+                gone.stop()
+                raise RuntimeError("a read fails the same way")
+        async with database.transaction() as conn:
+            assert driver_of(conn) is not broken
+            await update_by_id(payments, ("state",)).run(
+                conn, where_id=payment_id, state="refunded"
+            )
+        async with database.read() as conn:
+            assert driver_of(conn) is not gone
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "refunded"
+    finally:
+        await database.close()
