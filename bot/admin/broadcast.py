@@ -310,6 +310,9 @@ async def broadcast_action(
     await query.answer()
     markup = keyboard(broadcast.id, True) if broadcast.status == BroadcastStatus.SENDING else None
     await put_in_place(query, bot, status_text(broadcast, progress), reply_markup=markup)
+    if callback_data.step == BroadcastStep.SEND:
+        async with db.transaction() as conn:
+            await broadcasts.status_shown(conn, broadcast.id, to_datetime(clock()))
 
 
 async def report_progress(
