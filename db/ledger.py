@@ -37,6 +37,7 @@ from db.clock import to_datetime, to_ms
 from db.prepared import Prepared, as_mapping
 from db.schema import periods, users
 from db.tariffs import CATALOGUE_BY_CODE
+from db.users import set_tariff
 
 DAY_MS = 86_400_000
 # What made a period (`periods.kind`): a credited payment, the migration of the one-row
@@ -206,8 +207,17 @@ def _period(row: object) -> Period:
 _PERIODS = Prepared(
     select(periods).where(periods.c.user_id == bindparam("user_id")).order_by(periods.c.id)
 )
-_CACHED_PLAN = Prepared(
-    select(users.c.tariff, users.c.tariff_expires_at).where(users.c.id == bindparam("user_id"))
+# The user's periods and cached plan in one statement (a ledger change needs both when
+# the user has no periods yet): one row with NULL period columns when there are none.
+_PERIODS_AND_CACHE = Prepared(
+    select(
+        periods,
+        users.c.tariff.label("cached_tariff"),
+        users.c.tariff_expires_at.label("cached_expires_at"),
+    )
+    .select_from(users.outerjoin(periods, periods.c.user_id == users.c.id))
+    .where(users.c.id == bindparam("user_id"))
+    .order_by(periods.c.id)
 )
 _INSERT_PERIOD = Prepared(
     insert(periods)
@@ -218,11 +228,6 @@ _INSERT_PERIOD = Prepared(
         }
     )
     .returning(periods.c.id)
-)
-_SET_CACHE = Prepared(
-    update(users)
-    .where(users.c.id == bindparam("user_id"))
-    .values(tariff=bindparam("tariff"), tariff_expires_at=bindparam("tariff_expires_at"))
 )
 
 
@@ -272,7 +277,7 @@ async def _credit(
     The ledger is read once, before the insert, and the new period appended to it: the
     caller holds the user's row lock, so nothing else changes it meanwhile, and ids
     grow, so it stays in id order (as `user_periods` reads it)."""
-    ledger = await user_periods(conn, user_id) or await _adopt_cached_plan(conn, user_id, now_ms)
+    ledger = await _ledger_for_change(conn, user_id, now_ms)
     period = await _insert(
         conn, Period(0, user_id, payment_id, tariff, duration_ms, now_ms, None, kind)
     )
@@ -311,7 +316,7 @@ async def refund_period(
     A payment credited before the ledger existed has no period: its time is inside the
     user's opening period (converted into that period's tariff by the old rule), so up
     to `fallback_ms` (what it granted) of that period's unused time is removed instead."""
-    ledger = await user_periods(conn, user_id) or await _adopt_cached_plan(conn, user_id, now_ms)
+    ledger = await _ledger_for_change(conn, user_id, now_ms)
     before = compute(ledger)
     target = next((p for p in ledger if p.payment_id == payment_id and p.refunded_at is None), None)
     if target is None:
@@ -345,16 +350,19 @@ async def _remove(
     return Removal(after.fates[target.id].removed_ms, before, after)
 
 
-async def _adopt_cached_plan(conn: AsyncConnection, user_id: int, now_ms: int) -> list[Period]:
-    """For a user with no periods: a live cached plan (set before the ledger existed, or
-    by hand) becomes an opening period first, as migration 0005 does, so the ledger
-    never silently drops time the user has. The user's ledger after it."""
-    row = await _CACHED_PLAN.one_or_none(conn, user_id=user_id)
-    opening = (
-        None
-        if row is None
-        else cached_opening(user_id, row["tariff"], row["tariff_expires_at"], now_ms)
-    )
+async def _ledger_for_change(conn: AsyncConnection, user_id: int, now_ms: int) -> list[Period]:
+    """The user's ledger, about to change (the caller holds the user's row lock).
+
+    A user with no periods but a live cached plan (set before the ledger existed, or by
+    hand) gets that plan written as an opening period first, as migration 0005 does, so
+    the ledger never silently drops time the user has. Read in one statement with the
+    cache: a first payment would otherwise cost a second read."""
+    rows = await _PERIODS_AND_CACHE.all(conn, user_id=user_id)
+    ledger = [_period(row) for row in rows if row["id"] is not None]
+    if ledger or not rows:
+        return ledger
+    cache = rows[0]
+    opening = cached_opening(user_id, cache["cached_tariff"], cache["cached_expires_at"], now_ms)
     return [] if opening is None else [await _insert(conn, opening)]
 
 
@@ -411,7 +419,7 @@ async def _write_cache(conn: AsyncConnection, user_id: int, ledger: list[Period]
         last = timeline.segments[-1]
         tariff = None if timeline.ended_by_refund else last.tariff
         expires_at = to_datetime(last.end)
-    await _SET_CACHE.run(conn, user_id=user_id, tariff=tariff, tariff_expires_at=expires_at)
+    await set_tariff(conn, user_id, tariff, expires_at)
     return timeline
 
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,6 +117,43 @@ async def get_order(conn: AsyncConnection, mti: str, *, lock: bool = False) -> O
     """Find an order by its exact id; `lock` takes the row lock the money path needs."""
     row = await _ORDER_BY_MTI[lock].one_or_none(conn, mti=mti)
     return _order(row) if row else None
+
+
+# An order and, beside it, the payment of one provider's attempt (whichever order that
+# attempt belongs to), for snapshot reads: no lock variant (see the Click Prepare's
+# `_prepare_decision` for why a locked read must not join the payment).
+_ORDER_AND_ATTEMPT = Prepared(
+    select(orders, payments)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+    .select_from(
+        orders.outerjoin(
+            payments,
+            and_(
+                payments.c.provider == bindparam("provider"),
+                payments.c.provider_id == bindparam("provider_id"),
+            ),
+        )
+    )
+    .where(orders.c.merchant_trans_id == bindparam("mti"))
+)
+
+
+async def get_order_and_attempt(
+    conn: AsyncConnection, mti: str, provider: str, provider_id: str
+) -> tuple[Order | None, Payment | None]:
+    """`get_order` and `find_payment` in one statement (one round trip on PostgreSQL),
+    unlocked; no payment is looked for when the order is unknown."""
+    row = await _ORDER_AND_ATTEMPT.one_or_none(
+        conn, mti=mti, provider=provider, provider_id=provider_id
+    )
+    if row is None:
+        return None, None
+    order = _order({name: row[f"orders_{name}"] for name in Order.__dataclass_fields__})
+    if row["payments_id"] is None:
+        return order, None
+    return order, payment_from_row(
+        {name: row[f"payments_{name}"] for name in Payment.__dataclass_fields__}
+    )
 
 
 async def get_order_by_id(conn: AsyncConnection, order_id: int, *, lock: bool = False) -> Order:

@@ -66,11 +66,15 @@ async def set_reachable(conn: AsyncConnection, user_id: int, reachable: bool) ->
     await conn.execute(update(users).where(users.c.id == user_id).values(reachable=reachable))
 
 
+_SET_TARIFF = Prepared(
+    update(users)
+    .where(users.c.id == bindparam("user_id"))
+    .values(tariff=bindparam("tariff"), tariff_expires_at=bindparam("expires_at"))
+)
+
+
 async def set_tariff(
     conn: AsyncConnection, user_id: int, tariff: str | None, expires_at: datetime | None
 ) -> None:
-    await conn.execute(
-        update(users)
-        .where(users.c.id == user_id)
-        .values(tariff=tariff, tariff_expires_at=expires_at)
-    )
+    """Rewrite the cached plan (db/ledger.py keeps it equal to the ledger's result)."""
+    await _SET_TARIFF.run(conn, user_id=user_id, tariff=tariff, expires_at=expires_at)

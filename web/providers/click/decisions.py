@@ -22,7 +22,7 @@ from db.admin_alerts import CLICK_CANCEL_ON_PAID, alert_admins
 from db.billing import credit_payment
 from db.clock import to_datetime
 from db.database import Database
-from db.orders import Order, get_order
+from db.orders import Order, get_order, get_order_and_attempt
 from db.payments import Payment, find_payment, get_payment, insert_once, update_payment
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
@@ -99,11 +99,22 @@ async def _prepare_decision(
     conn: AsyncConnection, attempt: Attempt, *, lock: bool
 ) -> Result | Order:
     """Steps 4-8: the answer when the Prepare writes nothing, else the order to insert
-    the payment row for."""
-    order = await _find_order(conn, attempt.merchant_trans_id, lock=lock)
+    the payment row for.
+
+    On a snapshot the order and the attempt are read in one statement. Under the lock
+    they are two, the order's first: a PostgreSQL statement that waited for the order's
+    lock sees the order as its holder left it, but the rows it joined as they were when
+    it started waiting (a payment still pending that the holder has just settled)."""
+    mti, click_trans_id = attempt.merchant_trans_id, str(attempt.click_trans_id)
+    if lock:
+        order = await _find_order(conn, mti, lock=True)
+        existing = await find_payment(conn, NAME, click_trans_id) if order else None
+    elif "\x00" in mti:
+        order, existing = None, None  # see _find_order
+    else:
+        order, existing = await get_order_and_attempt(conn, mti, NAME, click_trans_id)
     if order is None:
         return Result(Outcome.NO_ORDER)
-    existing = await find_payment(conn, NAME, str(attempt.click_trans_id))
     if existing is not None:
         return _repeated_prepare(existing, order, attempt)
     if attempt.error < 0:
