@@ -19,7 +19,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from functools import partial
 from pathlib import Path
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import await_
 
 from db import sqlite_inloop
+from db.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,23 @@ class Database:
                 idle.append(connection)
             elif not connection.invalidated:
                 await connection.close()
+
+    async def glance(self, statement: Prepared, **params: Any) -> list[Mapping[str, Any]]:
+        """The rows of one `SELECT`, read on a snapshot of its own and under no lock: the
+        read paths that answer from a single statement.
+
+        On PostgreSQL it runs outside any transaction (autocommit: a statement is its
+        own snapshot), one round trip where `read()` takes three (`BEGIN READ ONLY`,
+        the statement, `ROLLBACK`). Only a `SELECT` is accepted, so nothing can commit
+        here outside the writers' locks."""
+        if not statement.reads_only:
+            raise ValueError("Database.glance runs a SELECT only")
+        if self.is_sqlite:
+            async with self.read() as connection:
+                return await statement.all(connection, **params)
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return await statement.all(autocommit, **params)
 
     def report(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The same snapshot for reads that may take long (an export, /stats over a

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.database import Database
 from db.payments import Payment, payment_from_row
 from db.prepared import Prepared, as_mapping, update_by_id
 from db.schema import orders, payments
@@ -120,8 +121,8 @@ async def get_order(conn: AsyncConnection, mti: str, *, lock: bool = False) -> O
 
 
 # An order and, beside it, the payment of one provider's attempt (whichever order that
-# attempt belongs to), for snapshot reads: no lock variant (see the Click Prepare's
-# `_prepare_decision` for why a locked read must not join the payment).
+# attempt belongs to). For snapshots only: a locked read must not join the payment (see
+# the Click Prepare's `_locked_reads` for why).
 _ORDER_AND_ATTEMPT = Prepared(
     select(orders, payments)
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
@@ -138,16 +139,16 @@ _ORDER_AND_ATTEMPT = Prepared(
 )
 
 
-async def get_order_and_attempt(
-    conn: AsyncConnection, mti: str, provider: str, provider_id: str
+async def glance_order_and_attempt(
+    db: Database, mti: str, provider: str, provider_id: str
 ) -> tuple[Order | None, Payment | None]:
-    """`get_order` and `find_payment` in one statement (one round trip on PostgreSQL),
-    unlocked; no payment is looked for when the order is unknown."""
-    row = await _ORDER_AND_ATTEMPT.one_or_none(
-        conn, mti=mti, provider=provider, provider_id=provider_id
-    )
-    if row is None:
+    """`get_order` and `find_payment` as one statement on a snapshot of its own
+    (`Database.glance`: one round trip on PostgreSQL); no payment is looked for when
+    the order is unknown."""
+    rows = await db.glance(_ORDER_AND_ATTEMPT, mti=mti, provider=provider, provider_id=provider_id)
+    if not rows:
         return None, None
+    (row,) = rows
     order = _order({name: row[f"orders_{name}"] for name in Order.__dataclass_fields__})
     if row["payments_id"] is None:
         return order, None

@@ -25,7 +25,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Select, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -61,6 +61,11 @@ class Prepared:
         self._build = build
         self._statements: dict[str, Executable] = {}
         self._compiled: dict[str, _Compiled] = {}
+
+    @property
+    def reads_only(self) -> bool:
+        """A `SELECT` (a statement spelled per dialect is taken to write)."""
+        return isinstance(self._build, Select)
 
     def statement(self, dialect: Dialect) -> Executable:
         built = self._statements.get(dialect.name)

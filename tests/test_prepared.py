@@ -5,9 +5,10 @@ as a pooled one did."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db.database import Database
@@ -135,6 +136,42 @@ async def test_a_prepared_write_is_part_of_the_transaction(database_url: str) ->
         async with database.read() as conn:
             assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
         async with database.report() as conn:  # aiosqlite on SQLite: through SQLAlchemy
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
+    finally:
+        await database.close()
+
+
+async def test_a_glance_is_one_select_on_a_snapshot_of_its_own(database_url: str) -> None:
+    """`Database.glance` gives the rows a snapshot read gives; on PostgreSQL the server
+    receives that one statement and nothing else (no BEGIN, no ROLLBACK), where `read()`
+    sends three. Anything but a SELECT is refused and changes nothing."""
+    database = await Database.connect(database_url)
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(query.query.split(None, 1)[0].rstrip(";"))
+
+    if not database.is_sqlite:
+        event.listen(
+            database.engine.sync_engine,
+            "checkout",
+            lambda dbapi, _record, _proxy: dbapi.driver_connection.add_query_logger(record),
+        )
+    try:
+        payment_id = await _seed(database)
+        sent.clear()
+        rows = await database.glance(PAYMENT_BY_ID, payment_id=payment_id)
+        glanced, sent[:] = list(sent), []
+        async with database.read() as conn:
+            assert rows == [await PAYMENT_BY_ID.one(conn, payment_id=payment_id)]
+        if not database.is_sqlite:
+            assert glanced == ["SELECT"]
+            assert sent == ["BEGIN", "SELECT", "ROLLBACK"]
+        with pytest.raises(ValueError, match="SELECT only"):
+            await database.glance(
+                update_by_id(payments, ("state",)), where_id=payment_id, state="cancelled"
+            )
+        async with database.read() as conn:
             assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
     finally:
         await database.close()

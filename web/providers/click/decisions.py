@@ -22,7 +22,7 @@ from db.admin_alerts import CLICK_CANCEL_ON_PAID, alert_admins
 from db.billing import credit_payment
 from db.clock import to_datetime
 from db.database import Database
-from db.orders import Order, get_order, get_order_and_attempt
+from db.orders import Order, get_order, glance_order_and_attempt
 from db.payments import Payment, find_payment, get_payment, insert_once, update_payment
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
@@ -73,16 +73,15 @@ async def prepare(db: Database, attempt: Attempt, now_ms: int) -> Result:
     """Reserve a payment row for the attempt (steps 4-9); repeats get the same row.
 
     Most Prepares that write nothing (Click repeats one until it gets an answer, and
-    refusals) are answered from a snapshot, without queueing for the writer: the rows
-    they read only ever move forward (pending → paid or cancelled), so a snapshot's answer
-    is the one the locked path would have given a moment earlier. A new payment row is
-    decided again under the order's lock."""
-    async with db.read() as conn:
-        decision = await _prepare_decision(conn, attempt, lock=False)
+    refusals) are answered from one statement on a snapshot, without queueing for the
+    writer: the rows they read only ever move forward (pending → paid or cancelled), so
+    a snapshot's answer is the one the locked path would have given a moment earlier. A
+    new payment row is decided again under the order's lock."""
+    decision = _prepare_decision(*await _glance(db, attempt), attempt)
     if isinstance(decision, Result):
         return decision
     async with db.transaction() as conn:
-        decision = await _prepare_decision(conn, attempt, lock=True)
+        decision = _prepare_decision(*await _locked_reads(conn, attempt), attempt)
         if isinstance(decision, Result):
             return decision
         payment_id = await _insert_payment(conn, decision, attempt, now_ms)
@@ -95,24 +94,33 @@ async def prepare(db: Database, attempt: Attempt, now_ms: int) -> Result:
         return Result(Outcome.OK, payment_id)
 
 
-async def _prepare_decision(
-    conn: AsyncConnection, attempt: Attempt, *, lock: bool
+async def _glance(db: Database, attempt: Attempt) -> tuple[Order | None, Payment | None]:
+    """The order and the attempt's payment, read together on a snapshot."""
+    if _names_no_order(attempt.merchant_trans_id):
+        return None, None
+    return await glance_order_and_attempt(
+        db, attempt.merchant_trans_id, NAME, str(attempt.click_trans_id)
+    )
+
+
+async def _locked_reads(
+    conn: AsyncConnection, attempt: Attempt
+) -> tuple[Order | None, Payment | None]:
+    """The order, locked, then the attempt's payment: two statements. A PostgreSQL
+    statement that waited for the order's lock sees the order as its holder left it, but
+    the rows it joined as they were when it began waiting (a payment still pending that
+    the holder has just settled), so the payment is read after the lock."""
+    order = await _locked_order(conn, attempt.merchant_trans_id)
+    if order is None:
+        return None, None
+    return order, await find_payment(conn, NAME, str(attempt.click_trans_id))
+
+
+def _prepare_decision(
+    order: Order | None, existing: Payment | None, attempt: Attempt
 ) -> Result | Order:
     """Steps 4-8: the answer when the Prepare writes nothing, else the order to insert
-    the payment row for.
-
-    On a snapshot the order and the attempt are read in one statement. Under the lock
-    they are two, the order's first: a PostgreSQL statement that waited for the order's
-    lock sees the order as its holder left it, but the rows it joined as they were when
-    it started waiting (a payment still pending that the holder has just settled)."""
-    mti, click_trans_id = attempt.merchant_trans_id, str(attempt.click_trans_id)
-    if lock:
-        order = await _find_order(conn, mti, lock=True)
-        existing = await find_payment(conn, NAME, click_trans_id) if order else None
-    elif "\x00" in mti:
-        order, existing = None, None  # see _find_order
-    else:
-        order, existing = await get_order_and_attempt(conn, mti, NAME, click_trans_id)
+    the payment row for."""
     if order is None:
         return Result(Outcome.NO_ORDER)
     if existing is not None:
@@ -141,7 +149,7 @@ async def complete(
     `prepare_id` is None when Click sent it empty with `error<0` (A2).
     """
     async with db.transaction() as conn:
-        order = await _find_order(conn, attempt.merchant_trans_id, lock=True)
+        order = await _locked_order(conn, attempt.merchant_trans_id)
         payment = None
         if order is not None and prepare_id and prepare_id <= MAX_PAYMENT_ID:
             payment = await get_payment(conn, prepare_id)
@@ -217,13 +225,17 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-async def _find_order(conn: AsyncConnection, merchant_trans_id: str, *, lock: bool) -> Order | None:
-    """The order row (locked, or as the snapshot has it); an id with NUL matches no order
-    (and PostgreSQL would refuse the query, which must not become a -7 that Click retries
-    forever)."""
-    if "\x00" in merchant_trans_id:
+def _names_no_order(merchant_trans_id: str) -> bool:
+    """An id with NUL matches no order, and is not looked up: PostgreSQL would refuse
+    the query, which must not become a -7 that Click retries forever."""
+    return "\x00" in merchant_trans_id
+
+
+async def _locked_order(conn: AsyncConnection, merchant_trans_id: str) -> Order | None:
+    """The order row, locked for the rest of the transaction."""
+    if _names_no_order(merchant_trans_id):
         return None
-    return await get_order(conn, merchant_trans_id, lock=lock)
+    return await get_order(conn, merchant_trans_id, lock=True)
 
 
 def _repeated_prepare(existing: Payment, order: Order, attempt: Attempt) -> Result:
