@@ -98,9 +98,10 @@ def order_id_from_code(text: str) -> int | None:
     return order_id if _code_width(order_id) == len(raw) else None
 
 
-def _order(row: object) -> Order:
+def order_from_row(row: object, prefix: str = "") -> Order:
+    """An order from a Core row or a mapping; `prefix` as `payment_from_row`'s."""
     mapping = as_mapping(row)
-    return Order(**{name: mapping[name] for name in Order.__dataclass_fields__})
+    return Order(**{name: mapping[prefix + name] for name in Order.__dataclass_fields__})
 
 
 def merchant_trans_id(user_id: int, tariff: str, now: datetime) -> str:
@@ -117,7 +118,7 @@ _ORDER_BY_ID = (Prepared(_BY_ID), Prepared(_BY_ID.with_for_update()))
 async def get_order(conn: AsyncConnection, mti: str, *, lock: bool = False) -> Order | None:
     """Find an order by its exact id; `lock` takes the row lock the money path needs."""
     row = await _ORDER_BY_MTI[lock].one_or_none(conn, mti=mti)
-    return _order(row) if row else None
+    return order_from_row(row) if row else None
 
 
 # An order and, beside it, the payment of one provider's attempt (whichever order that
@@ -149,16 +150,12 @@ async def glance_order_and_attempt(
     if not rows:
         return None, None
     (row,) = rows
-    order = _order({name: row[f"orders_{name}"] for name in Order.__dataclass_fields__})
-    if row["payments_id"] is None:
-        return order, None
-    return order, payment_from_row(
-        {name: row[f"payments_{name}"] for name in Payment.__dataclass_fields__}
-    )
+    order = order_from_row(row, "orders_")
+    return order, None if row["payments_id"] is None else payment_from_row(row, "payments_")
 
 
 async def get_order_by_id(conn: AsyncConnection, order_id: int, *, lock: bool = False) -> Order:
-    return _order(await _ORDER_BY_ID[lock].one(conn, order_id=order_id))
+    return order_from_row(await _ORDER_BY_ID[lock].one(conn, order_id=order_id))
 
 
 async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: datetime) -> Order:
@@ -188,7 +185,7 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
     )
     row = (await conn.execute(reusable)).one_or_none()
     if row:
-        return _order(row)
+        return order_from_row(row)
     mti = merchant_trans_id(user_id, tariff.code, now)
     try:
         async with conn.begin_nested():
@@ -205,7 +202,7 @@ async def open_order(conn: AsyncConnection, user_id: int, tariff: Tariff, now: d
                 )
                 .returning(*orders.c)
             )
-            return _order(created.one())
+            return order_from_row(created.one())
     except IntegrityError:
         # A double tap in the same second: the other tap created it.
         existing = await get_order(conn, mti)
@@ -251,7 +248,7 @@ async def paid_order_of(
             .limit(1)
         )
     ).one_or_none()
-    return (_order(row), payment_from_row(paid)) if paid is not None else None
+    return (order_from_row(row), payment_from_row(paid)) if paid is not None else None
 
 
 def fiscal_url(payment: Payment) -> str | None:
@@ -349,7 +346,7 @@ async def paid_twice(conn: AsyncConnection, limit: int = 20) -> list[tuple[Order
             .limit(limit)
         )
     ).all()
-    found = [_order(row) for row in rows]
+    found = [order_from_row(row) for row in rows]
     paid = await conn.execute(
         select(payments.c.order_id, payments.c.id)
         .where(

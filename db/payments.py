@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.database import Database
 from db.prepared import Prepared, as_mapping, update_by_id
 from db.schema import payments
 
@@ -34,10 +35,11 @@ class Payment:
     fiscal_data: dict[str, Any] | None
 
 
-def payment_from_row(row: object) -> Payment:
-    """A payment from a Core row or a mapping (db/prepared.py)."""
+def payment_from_row(row: object, prefix: str = "") -> Payment:
+    """A payment from a Core row or a mapping (db/prepared.py); `prefix`: the columns'
+    labels in a join (`payments_`)."""
     mapping = as_mapping(row)
-    return Payment(**{name: mapping[name] for name in Payment.__dataclass_fields__})
+    return Payment(**{name: mapping[prefix + name] for name in Payment.__dataclass_fields__})
 
 
 _BY_ID = Prepared(select(payments).where(payments.c.id == bindparam("payment_id")))
@@ -57,6 +59,12 @@ async def get_payment(conn: AsyncConnection, payment_id: int) -> Payment | None:
 async def find_payment(conn: AsyncConnection, provider: str, provider_id: str) -> Payment | None:
     row = await _BY_PROVIDER_ID.one_or_none(conn, provider=provider, provider_id=provider_id)
     return payment_from_row(row) if row else None
+
+
+async def glance_payment(db: Database, provider: str, provider_id: str) -> Payment | None:
+    """`find_payment` on a snapshot of its own (`Database.glance`: one round trip)."""
+    rows = await db.glance(_BY_PROVIDER_ID, provider=provider, provider_id=provider_id)
+    return payment_from_row(rows[0]) if rows else None
 
 
 async def update_payment(conn: AsyncConnection, payment_id: int, **values: Any) -> None:

@@ -24,21 +24,22 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment, refund_payment
 from db.database import Database
-from db.orders import Order, get_order, get_order_by_id
+from db.orders import Order, get_order, get_order_by_id, order_from_row
 from db.payments import (
     Payment,
     find_payment,
+    glance_payment,
     insert_once,
     payment_from_row,
     update_payment,
 )
 from db.prepared import Prepared
-from db.schema import orders, payments
+from db.schema import orders, payments, users
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
 from db.users import get_user
@@ -82,39 +83,56 @@ def payme_state(payment: Payment) -> int:
     return STATES[payment.state]
 
 
-class _WriteNeeded(Exception):
-    """A check on a snapshot found a reservation past its 12 hours, which only a locked
-    check may cancel: decide again under the order's lock."""
-
-
 async def check_perform(
     db: Database, mti: str, amount: int, now_ms: int, test: bool = False
 ) -> Result:
     """CheckPerformTransaction: may this order be paid with this amount now? (§5.1)
 
-    Answered from a snapshot, without queueing for the writer: it writes nothing unless
-    a reservation of the order has timed out (then it is cancelled first, under the
-    order's lock). The rows it reads only move forward, so the snapshot's answer is the
-    one the locked path would have given a moment earlier."""
-    try:
-        async with db.read() as conn:
-            return await _check_perform(conn, mti, amount, now_ms, test, lock=False)
-    except _WriteNeeded:
-        pass
-    async with db.transaction() as conn:
-        return await _check_perform(conn, mti, amount, now_ms, test, lock=True)
-
-
-async def _check_perform(
-    conn: AsyncConnection, mti: str, amount: int, now_ms: int, test: bool, *, lock: bool
-) -> Result:
-    order = await get_order(conn, mti, lock=lock)
-    refusal = await _order_checks(conn, order, amount, now_ms, None, test, may_write=lock)
+    Answered from one statement on a snapshot (`Database.glance`), without queueing for
+    the writer: it writes nothing unless a reservation of the order has timed out (then
+    it is cancelled first, under the order's lock). The rows it reads only move forward,
+    so the snapshot's answer is the one the locked path would have given a moment
+    earlier."""
+    rows = await db.glance(_CHECK_PERFORM, mti=mti, test=test)
+    order = order_from_row(rows[0], "orders_") if rows else None
+    live = [payment_from_row(row, "payments_") for row in rows if row["payments_id"] is not None]
+    refusal = _refusal(order, amount, now_ms, None)
     if refusal is not None:
         return refusal
-    assert order is not None
-    user = await get_user(conn, order.user_id)
-    return Result(Outcome.OK, order=order, language=user.language if user else None)
+    if not _expired(live, now_ms):
+        if live:
+            return Result(Outcome.ORDER_BUSY)
+        return Result(Outcome.OK, order=order, language=rows[0]["users_language"])
+    # A reservation has timed out: cancelling it is a write, decided under the lock.
+    async with db.transaction() as conn:
+        order = await get_order(conn, mti, lock=True)
+        refusal = await _order_checks(conn, order, amount, now_ms, None, test)
+        if refusal is not None:
+            return refusal
+        assert order is not None
+        user = await get_user(conn, order.user_id)
+        return Result(Outcome.OK, order=order, language=user.language if user else None)
+
+
+# CheckPerformTransaction's rows: the order, its user's language and its live
+# transactions of the caller's kind (one row each, or one row with none).
+_CHECK_PERFORM = Prepared(
+    select(orders, users.c.language, payments)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+    .select_from(
+        orders.join(users, users.c.id == orders.c.user_id).outerjoin(
+            payments,
+            and_(
+                payments.c.order_id == orders.c.id,
+                payments.c.provider == NAME,
+                payments.c.state == PaymentState.PENDING,
+                payments.c.test == bindparam("test"),
+            ),
+        )
+    )
+    .where(orders.c.merchant_trans_id == bindparam("mti"))
+    .order_by(payments.c.id)
+)
 
 
 async def create(
@@ -217,11 +235,10 @@ async def cancel(
 async def check(db: Database, payme_id: str, test: bool = False) -> Result:
     """CheckTransaction: read only, even for an expired state 1 (§5.2), so it takes no
     write lock."""
-    async with db.read() as conn:
-        payment = await find_payment(conn, NAME, payme_id)
-        if payment is None or payment.test != test:
-            return Result(Outcome.NOT_FOUND)
-        return Result(Outcome.OK, payment)
+    payment = await glance_payment(db, NAME, payme_id)
+    if payment is None or payment.test != test:
+        return Result(Outcome.NOT_FOUND)
+    return Result(Outcome.OK, payment)
 
 
 async def statement(
@@ -272,12 +289,26 @@ async def _order_checks(
     now_ms: int,
     payme_time: int | None,
     test: bool,
-    *,
-    may_write: bool = True,
 ) -> Result | None:
-    """§5.1 steps 1-6; None when the order may be paid. Only a live transaction of the
-    caller's kind makes the order busy (A1). One past its 12 hours is cancelled, on a
-    locked order; on a snapshot (`may_write` False) that raises `_WriteNeeded`."""
+    """§5.1 steps 1-6 on a locked order; None when it may be paid. Only a live
+    transaction of the caller's kind makes the order busy (A1); one past its 12 hours
+    is cancelled."""
+    refusal = _refusal(order, amount, now_ms, payme_time)
+    if refusal is not None:
+        return refusal
+    assert order is not None
+    rows = await _LIVE_TRANSACTIONS.all(conn, order_id=order.id, test=test)
+    live = [payment_from_row(row) for row in rows]
+    expired = _expired(live, now_ms)
+    for payment in expired:
+        await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
+    return Result(Outcome.ORDER_BUSY) if len(expired) < len(live) else None
+
+
+def _refusal(
+    order: Order | None, amount: int, now_ms: int, payme_time: int | None
+) -> Result | None:
+    """§5.1 steps 1-5: what the order and the request alone refuse."""
     if order is None:
         return Result(Outcome.ORDER_NOT_FOUND)
     if amount != order.amount:
@@ -288,17 +319,12 @@ async def _order_checks(
         return Result(Outcome.ORDER_CLOSED)
     if payme_time is not None and now_ms - payme_time > TIMEOUT_MS:
         return Result(Outcome.EXPIRED)
-    active = await _LIVE_TRANSACTIONS.all(conn, order_id=order.id, test=test)
-    blocking = False
-    for row in active:
-        payment = payment_from_row(row)
-        if now_ms - (payment.payme_time or 0) > TIMEOUT_MS:
-            if not may_write:
-                raise _WriteNeeded
-            await _cancel(conn, payment, REASON_TIMEOUT, now_ms)
-        else:
-            blocking = True
-    return Result(Outcome.ORDER_BUSY) if blocking else None
+    return None
+
+
+def _expired(live: list[Payment], now_ms: int) -> list[Payment]:
+    """The live transactions past their 12 hours: they no longer hold the order."""
+    return [payment for payment in live if now_ms - (payment.payme_time or 0) > TIMEOUT_MS]
 
 
 _LIVE_TRANSACTIONS = Prepared(
