@@ -435,25 +435,31 @@ async def _serve(
             sys.setswitchinterval(variant.switch_interval_ms / 1000)
         if variant.pre_ping is not None:
             _force_pre_ping(variant.pre_ping)
-        telegram = FakeTelegram()
-        telegram_runner = web.AppRunner(telegram.app)
-        await telegram_runner.setup()
-        telegram_port = _free_port()
-        await web.TCPSite(telegram_runner, "127.0.0.1", telegram_port).start()
-        env = {
-            "BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "WARNING",
-            "CALLBACK_LOG_FILE": log_file,  # the callback log's file append is measured too
-            **CLICK_ENV,
-            **PAYME_ENV,
-        }
-        app = create_app(load_settings(env))
+        app = await app_with_fake_telegram(database_url, {"CALLBACK_LOG_FILE": log_file})
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Event().wait()
+
+
+async def app_with_fake_telegram(database_url: str, env: Mapping[str, str]) -> web.Application:
+    """The real app on `database_url`, with a fake Bot API served on loopback by this
+    process (so the notifier runs too); `env`: settings beside the bench's own."""
+    telegram = FakeTelegram()
+    telegram_runner = web.AppRunner(telegram.app)
+    await telegram_runner.setup()
+    telegram_port = _free_port()
+    await web.TCPSite(telegram_runner, "127.0.0.1", telegram_port).start()
+    settings = {
+        "BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        **CLICK_ENV,
+        **PAYME_ENV,
+        **env,
+    }
+    return create_app(load_settings(settings))
 
 
 def _force_pre_ping(enabled: bool) -> None:

@@ -44,21 +44,16 @@ import asyncpg.prepared_stmt
 from aiohttp import ClientSession, TCPConnector, web
 
 from bench.callbacks import (
-    BOT_TOKEN,
-    CLICK_ENV,
-    PAYME_ENV,
     WORKLOADS,
     _free_port,
     _timed_post,
     _wait_for_port,
+    app_with_fake_telegram,
     create_orders,
     scratch_postgres,
 )
 from db import sqlite_inloop
 from db.database import Database
-from tests.fake_telegram import FakeTelegram
-from web.app import create_app
-from web.settings import load_settings
 
 CLICK = WORKLOADS[0]
 
@@ -171,20 +166,9 @@ class Plan:
 async def _serve(database_url: str, port: int, plan: Plan, events: tuple[Event, Event]) -> Counters:
     instruments = Instruments()
     instruments.install(asyncio.get_running_loop())
-    telegram = FakeTelegram()
-    telegram_runner = web.AppRunner(telegram.app)
-    await telegram_runner.setup()
-    telegram_port = _free_port()
-    await web.TCPSite(telegram_runner, "127.0.0.1", telegram_port).start()
-    env = {
-        "BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_API_URL": f"http://127.0.0.1:{telegram_port}",
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "WARNING",
-        **CLICK_ENV,
-        **PAYME_ENV,
-    }
-    runner = web.AppRunner(create_app(load_settings(env)), access_log=None)
+    # The callback log goes nowhere: a file append is not what this profile is about.
+    app = await app_with_fake_telegram(database_url, {})
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     start, stop = events

@@ -26,9 +26,9 @@ from db.admin_alerts import (
     payment_notice,
 )
 from db.clock import to_datetime
-from db.orders import Order, receipt_fields, set_order_status
+from db.orders import Order, order_status_update, receipt_fields, set_order_status
 from db.payments import Payment, payment_from_row, update_payment
-from db.prepared import Prepared
+from db.prepared import Prepared, row_update, run_together
 from db.schema import payments
 from db.states import OrderStatus, PaymentState
 from db.tariffs import Tariff
@@ -72,16 +72,20 @@ async def credit_payment(
     user = await get_user(conn, order.user_id, lock=True)
     assert user is not None, "orders reference users"
     days = order_days(order, tariffs)
-    await update_payment(
-        conn, payment.id, state=PaymentState.PAID, perform_time=now_ms, granted_days=days
-    )
     earlier = await _other_paid(conn, order, payment)
-    if order.status != OrderStatus.PAID:
-        await set_order_status(conn, order.id, OrderStatus.PAID, paid_at=now)
-    timeline = await ledger.add_period(
+    credit = await ledger.plan_period(
         conn, user.id, payment.id, order.tariff, days * ledger.DAY_MS, now_ms
     )
-    await outbox.enqueue(
+    timeline = credit.timeline
+    settled = row_update(
+        payments, payment.id, state=PaymentState.PAID, perform_time=now_ms, granted_days=days
+    )
+    order_paid = (
+        []
+        if order.status == OrderStatus.PAID
+        else [order_status_update(order.id, OrderStatus.PAID, now)]
+    )
+    notice = outbox.enqueue_call(
         conn,
         user.id,
         outbox.PAYMENT_RECEIVED,
@@ -92,6 +96,8 @@ async def credit_payment(
         now,
         dedupe_key=f"{outbox.PAYMENT_RECEIVED}:{payment.id}",
     )
+    # Every read is done: the writes go together, one round trip on PostgreSQL.
+    await run_together(conn, settled, *order_paid, *credit.writes, notice)
     if earlier:
         await alert_admins(
             conn,

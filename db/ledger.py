@@ -34,10 +34,10 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.clock import to_datetime, to_ms
-from db.prepared import Prepared, as_mapping
+from db.prepared import Call, Prepared, as_mapping, run_together
 from db.schema import periods, users
 from db.tariffs import CATALOGUE_BY_CODE
-from db.users import set_tariff
+from db.users import tariff_update
 
 DAY_MS = 86_400_000
 # What made a period (`periods.kind`): a credited payment, the migration of the one-row
@@ -239,6 +239,50 @@ async def user_timeline(conn: AsyncConnection, user_id: int) -> Timeline:
     return compute(await user_periods(conn, user_id))
 
 
+@dataclass(frozen=True)
+class Credit:
+    """A period about to be credited, not yet written: the user's timeline with it, and
+    the writes that record it (`writes`: its row and the `users` cache), for the caller
+    to run together with its own (`db.prepared.run_together`)."""
+
+    period: Period  # its id stands in for the one the insert will give (see plan_period)
+    timeline: Timeline
+    cache: Call
+
+    @property
+    def writes(self) -> tuple[Call, Call]:
+        return _insert_call(self.period), self.cache
+
+
+async def plan_period(
+    conn: AsyncConnection,
+    user_id: int,
+    payment_id: int | None,
+    tariff: str,
+    duration_ms: int,
+    now_ms: int,
+    kind: str = PAYMENT,
+) -> Credit:
+    """What crediting one period changes (the caller holds the user's row lock).
+
+    The ledger is read once and the new period appended to it: the lock keeps anything
+    else from changing it meanwhile. Its id is not known before the insert; ids grow, so
+    any id above the user's others orders it as the real one will in `compute`."""
+    ledger = await _ledger_for_change(conn, user_id, now_ms)
+    period = Period(
+        max((p.id for p in ledger), default=0) + 1,
+        user_id,
+        payment_id,
+        tariff,
+        duration_ms,
+        now_ms,
+        None,
+        kind,
+    )
+    timeline = compute([*ledger, period])
+    return Credit(period, timeline, tariff_update(user_id, *_cached_plan(timeline)))
+
+
 async def add_period(
     conn: AsyncConnection,
     user_id: int,
@@ -248,10 +292,9 @@ async def add_period(
     now_ms: int,
 ) -> Timeline:
     """Credit one period (the caller holds the user's row lock) and refresh the cache."""
-    _period_id, ledger = await _credit(
-        conn, user_id, payment_id, tariff, duration_ms, now_ms, PAYMENT
-    )
-    return await _write_cache(conn, user_id, ledger)
+    credit = await plan_period(conn, user_id, payment_id, tariff, duration_ms, now_ms)
+    await run_together(conn, *credit.writes)
+    return credit.timeline
 
 
 async def add_gift(
@@ -259,42 +302,28 @@ async def add_gift(
 ) -> tuple[int, Timeline]:
     """Credit an admin's gift as a period of kind `gift` (the caller holds the user's
     row lock): the same rules as a paid period, no payment. Returns the period's id."""
-    period_id, ledger = await _credit(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
-    return period_id, await _write_cache(conn, user_id, ledger)
+    credit = await plan_period(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
+    period = await _insert(conn, credit.period)
+    await run_together(conn, credit.cache)
+    return period.id, credit.timeline
 
 
-async def _credit(
-    conn: AsyncConnection,
-    user_id: int,
-    payment_id: int | None,
-    tariff: str,
-    duration_ms: int,
-    now_ms: int,
-    kind: str,
-) -> tuple[int, list[Period]]:
-    """Insert the period; its id and the user's whole ledger after it.
-
-    The ledger is read once, before the insert, and the new period appended to it: the
-    caller holds the user's row lock, so nothing else changes it meanwhile, and ids
-    grow, so it stays in id order (as `user_periods` reads it)."""
-    ledger = await _ledger_for_change(conn, user_id, now_ms)
-    period = await _insert(
-        conn, Period(0, user_id, payment_id, tariff, duration_ms, now_ms, None, kind)
-    )
-    return period.id, [*ledger, period]
+def _insert_call(period: Period) -> Call:
+    """The insert of a new period (its `id` is the database's to give)."""
+    return _INSERT_PERIOD, {
+        "user_id": period.user_id,
+        "payment_id": period.payment_id,
+        "tariff": period.tariff,
+        "duration_ms": period.duration_ms,
+        "credited_at": period.credited_at,
+        "kind": period.kind,
+    }
 
 
 async def _insert(conn: AsyncConnection, period: Period) -> Period:
     """Write a new period (its `id` is ignored); the period with the id it got."""
-    inserted = await _INSERT_PERIOD.one(
-        conn,
-        user_id=period.user_id,
-        payment_id=period.payment_id,
-        tariff=period.tariff,
-        duration_ms=period.duration_ms,
-        credited_at=period.credited_at,
-        kind=period.kind,
-    )
+    statement, params = _insert_call(period)
+    inserted = await statement.one(conn, **params)
     return replace(period, id=int(inserted["id"]))
 
 
@@ -414,13 +443,16 @@ async def sync_user(conn: AsyncConnection, user_id: int) -> Timeline:
 async def _write_cache(conn: AsyncConnection, user_id: int, ledger: list[Period]) -> Timeline:
     """Rewrite the `users` cache from the user's whole ledger; its timeline."""
     timeline = compute(ledger)
-    tariff, expires_at = None, None
-    if timeline.segments:
-        last = timeline.segments[-1]
-        tariff = None if timeline.ended_by_refund else last.tariff
-        expires_at = to_datetime(last.end)
-    await set_tariff(conn, user_id, tariff, expires_at)
+    await run_together(conn, tariff_update(user_id, *_cached_plan(timeline)))
     return timeline
+
+
+def _cached_plan(timeline: Timeline) -> tuple[str | None, datetime | None]:
+    """What `users.tariff` and `users.tariff_expires_at` hold for a timeline."""
+    if not timeline.segments:
+        return None, None
+    last = timeline.segments[-1]
+    return (None if timeline.ended_by_refund else last.tariff), to_datetime(last.end)
 
 
 def describe(segments: Sequence[Segment]) -> list[list[object]]:

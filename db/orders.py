@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.database import Database
 from db.payments import Payment, payment_from_row
-from db.prepared import Prepared, as_mapping, update_by_id
+from db.prepared import Call, Prepared, as_mapping, row_update, run_together
 from db.schema import orders, payments
 from db.states import PaymentState
 from db.tariffs import Tariff
@@ -319,13 +319,17 @@ async def set_checkout_message(
     )
 
 
+def order_status_update(order_id: int, status: str, paid_at: datetime | None = None) -> Call:
+    """The order's new status (and the moment it was paid), as a call to run."""
+    if paid_at is None:
+        return row_update(orders, order_id, status=status)
+    return row_update(orders, order_id, status=status, paid_at=paid_at)
+
+
 async def set_order_status(
     conn: AsyncConnection, order_id: int, status: str, paid_at: datetime | None = None
 ) -> None:
-    values: dict[str, object] = {"status": status}
-    if paid_at is not None:
-        values["paid_at"] = paid_at
-    await update_by_id(orders, tuple(sorted(values))).run(conn, where_id=order_id, **values)
+    await run_together(conn, order_status_update(order_id, status, paid_at))
 
 
 async def paid_twice(conn: AsyncConnection, limit: int = 20) -> list[tuple[Order, list[int]]]:

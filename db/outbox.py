@@ -16,7 +16,7 @@ from sqlalchemy import Select, bindparam, exists, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.database import announce_on_commit
-from db.prepared import Prepared
+from db.prepared import Call, Prepared
 from db.schema import notifications, users
 from db.states import NoticeStatus
 
@@ -73,13 +73,39 @@ async def enqueue(
     One statement (`INSERT ... ON CONFLICT DO NOTHING`) so that two instances racing to
     queue the same "once per period" notice cannot both succeed, and neither fails.
     """
-    row = await _ENQUEUE.one_or_none(
-        conn, user_id=user_id, kind=kind, payload=payload, dedupe_key=dedupe_key, now=now
-    )
-    inserted = row is not None
+    statement, params = _enqueue_params(user_id, kind, payload, now, dedupe_key)
+    inserted = await statement.one_or_none(conn, **params) is not None
     if inserted:
         announce_on_commit(conn, ENQUEUED)
     return inserted
+
+
+def enqueue_call(
+    conn: AsyncConnection,
+    user_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    dedupe_key: str | None = None,
+) -> Call:
+    """`enqueue` as a call to run with other writes (`db.prepared.run_together`), when
+    nobody needs to know whether the dedupe key let it in: the notifier is woken at
+    commit either way (a wakeup with nothing new costs it one poll)."""
+    announce_on_commit(conn, ENQUEUED)
+    return _enqueue_params(user_id, kind, payload, now, dedupe_key)
+
+
+def _enqueue_params(
+    user_id: int, kind: str, payload: dict[str, Any], now: datetime, dedupe_key: str | None
+) -> Call:
+    params = {
+        "user_id": user_id,
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "now": now,
+    }
+    return _ENQUEUE, params
 
 
 async def enqueue_each(

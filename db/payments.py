@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.database import Database
-from db.prepared import Prepared, as_mapping, update_by_id
+from db.prepared import Prepared, as_mapping, row_update, run_together
 from db.schema import payments
 
 
@@ -68,7 +68,7 @@ async def glance_payment(db: Database, provider: str, provider_id: str) -> Payme
 
 
 async def update_payment(conn: AsyncConnection, payment_id: int, **values: Any) -> None:
-    await update_by_id(payments, tuple(sorted(values))).run(conn, where_id=payment_id, **values)
+    await run_together(conn, row_update(payments, payment_id, **values))
 
 
 async def insert_once(conn: AsyncConnection, **values: Any) -> Payment | None:

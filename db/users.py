@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.prepared import Prepared, as_mapping
+from db.prepared import Call, Prepared, as_mapping, run_together
 from db.schema import users
 
 
@@ -73,8 +73,13 @@ _SET_TARIFF = Prepared(
 )
 
 
+def tariff_update(user_id: int, tariff: str | None, expires_at: datetime | None) -> Call:
+    """The rewrite of the cached plan (db/ledger.py keeps it equal to the ledger's
+    result), as a call to run (`db.prepared.run_together`)."""
+    return _SET_TARIFF, {"user_id": user_id, "tariff": tariff, "expires_at": expires_at}
+
+
 async def set_tariff(
     conn: AsyncConnection, user_id: int, tariff: str | None, expires_at: datetime | None
 ) -> None:
-    """Rewrite the cached plan (db/ledger.py keeps it equal to the ledger's result)."""
-    await _SET_TARIFF.run(conn, user_id=user_id, tariff=tariff, expires_at=expires_at)
+    await run_together(conn, tariff_update(user_id, tariff, expires_at))

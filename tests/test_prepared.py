@@ -4,17 +4,19 @@ as a pooled one did."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from db.database import Database
-from db.prepared import Prepared, update_by_id
+from db.prepared import Prepared, row_update, run_together, update_by_id
 from db.schema import notifications, orders, payments, users
 from db.sqlite_inloop import driver_of
+from db.users import get_user, tariff_update
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
 USER_ID = 555_000_111
@@ -146,6 +148,72 @@ async def test_a_glance_is_one_select_on_a_snapshot_of_its_own(database_url: str
     receives that one statement and nothing else (no BEGIN, no ROLLBACK), where `read()`
     sends three. Anything but a SELECT is refused and changes nothing."""
     database = await Database.connect(database_url)
+    sent = _statements_sent(database)
+    try:
+        payment_id = await _seed(database)
+        await _taken(sent)
+        rows = await database.glance(PAYMENT_BY_ID, payment_id=payment_id)
+        glanced = await _taken(sent)
+        async with database.read() as conn:
+            assert rows == [await PAYMENT_BY_ID.one(conn, payment_id=payment_id)]
+        if not database.is_sqlite:
+            assert glanced == ["SELECT"]
+            assert await _taken(sent) == ["BEGIN", "SELECT", "ROLLBACK"]
+        with pytest.raises(ValueError, match="SELECT only"):
+            await database.glance(
+                update_by_id(payments, ("state",)), where_id=payment_id, state="cancelled"
+            )
+        async with database.read() as conn:
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
+    finally:
+        await database.close()
+
+
+async def test_writes_run_together_apply_all_or_nothing(database_url: str) -> None:
+    """`run_together`: every write applied, on PostgreSQL in the one statement the server
+    receives; none when one of them fails; two writes of one table refused."""
+    database = await Database.connect(database_url)
+    sent = _statements_sent(database)
+    try:
+        payment_id = await _seed(database)
+        notice = INSERT_NOTICE, {"user_id": USER_ID, "payload": {}, "dedupe_key": "k", "now": WHEN}
+        with pytest.raises(IntegrityError):  # no such order: the payment's foreign key
+            async with database.transaction() as conn:
+                await run_together(
+                    conn,
+                    tariff_update(USER_ID, "PRO", WHEN),
+                    row_update(payments, payment_id, order_id=987_654),
+                    notice,
+                )
+        async with database.transaction() as conn:
+            assert (await get_user(conn, USER_ID)).tariff is None  # type: ignore[union-attr]
+            await _taken(sent)
+            await run_together(
+                conn,
+                tariff_update(USER_ID, "PRO", WHEN),
+                row_update(payments, payment_id, state="refunded"),
+                notice,
+            )
+            if not database.is_sqlite:
+                assert await _taken(sent) == ["WITH"]  # BEGIN went with the read above
+            with pytest.raises(ValueError, match="two writes of one table"):
+                await run_together(
+                    conn,
+                    row_update(payments, payment_id, state="paid"),
+                    row_update(payments, payment_id, cancel_note="x"),
+                )
+        async with database.read() as conn:
+            user = await get_user(conn, USER_ID)
+            assert user is not None and (user.tariff, user.tariff_expires_at) == ("PRO", WHEN)
+            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "refunded"
+            assert await conn.scalar(select(func.count()).select_from(notifications)) == 1
+    finally:
+        await database.close()
+
+
+def _statements_sent(database: Database) -> list[str]:
+    """What the PostgreSQL server receives from now on, each query's first word (asyncpg's
+    query logger, on every connection the pool hands out); stays empty on SQLite."""
     sent: list[str] = []
 
     def record(query: Any) -> None:
@@ -157,24 +225,15 @@ async def test_a_glance_is_one_select_on_a_snapshot_of_its_own(database_url: str
             "checkout",
             lambda dbapi, _record, _proxy: dbapi.driver_connection.add_query_logger(record),
         )
-    try:
-        payment_id = await _seed(database)
-        sent.clear()
-        rows = await database.glance(PAYMENT_BY_ID, payment_id=payment_id)
-        glanced, sent[:] = list(sent), []
-        async with database.read() as conn:
-            assert rows == [await PAYMENT_BY_ID.one(conn, payment_id=payment_id)]
-        if not database.is_sqlite:
-            assert glanced == ["SELECT"]
-            assert sent == ["BEGIN", "SELECT", "ROLLBACK"]
-        with pytest.raises(ValueError, match="SELECT only"):
-            await database.glance(
-                update_by_id(payments, ("state",)), where_id=payment_id, state="cancelled"
-            )
-        async with database.read() as conn:
-            assert (await PAYMENT_BY_ID.one(conn, payment_id=payment_id))["state"] == "paid"
-    finally:
-        await database.close()
+    return sent
+
+
+async def _taken(sent: list[str]) -> list[str]:
+    """What `sent` holds once asyncpg has called its loggers (on the loop's next turn),
+    emptied for what comes next."""
+    await asyncio.sleep(0)
+    taken, sent[:] = list(sent), []
+    return taken
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
