@@ -73,11 +73,8 @@ async def enqueue(
     One statement (`INSERT ... ON CONFLICT DO NOTHING`) so that two instances racing to
     queue the same "once per period" notice cannot both succeed, and neither fails.
     """
-    statement, params = _enqueue_params(user_id, kind, payload, now, dedupe_key)
-    inserted = await statement.one_or_none(conn, **params) is not None
-    if inserted:
-        announce_on_commit(conn, ENQUEUED)
-    return inserted
+    statement, params = enqueue_call(conn, user_id, kind, payload, now, dedupe_key)
+    return await statement.one_or_none(conn, **params) is not None
 
 
 def enqueue_call(
@@ -88,24 +85,17 @@ def enqueue_call(
     now: datetime,
     dedupe_key: str | None = None,
 ) -> Call:
-    """`enqueue` as a call to run with other writes (`db.prepared.run_together`), when
-    nobody needs to know whether the dedupe key let it in: the notifier is woken at
-    commit either way (a wakeup with nothing new costs it one poll)."""
+    """`enqueue` as a call, to run with other writes (`db.prepared.run_together`). The
+    notifier is woken at commit whether or not the dedupe key let the notice in (a
+    wakeup with nothing new costs it one poll)."""
     announce_on_commit(conn, ENQUEUED)
-    return _enqueue_params(user_id, kind, payload, now, dedupe_key)
-
-
-def _enqueue_params(
-    user_id: int, kind: str, payload: dict[str, Any], now: datetime, dedupe_key: str | None
-) -> Call:
-    params = {
+    return _ENQUEUE, {
         "user_id": user_id,
         "kind": kind,
         "payload": payload,
         "dedupe_key": dedupe_key,
         "now": now,
     }
-    return _ENQUEUE, params
 
 
 async def enqueue_each(
