@@ -245,8 +245,9 @@ class Credit:
     the writes that record it (`writes`: its row and the `users` cache), for the caller
     to run together with its own (`db.prepared.run_together`)."""
 
+    before: list[Period]  # the user's ledger without it
     period: Period  # its id stands in for the one the insert will give (see plan_period)
-    timeline: Timeline
+    timeline: Timeline  # its fates name the period by that stand-in id
     cache: Call
 
     @property
@@ -280,7 +281,7 @@ async def plan_period(
         kind,
     )
     timeline = compute([*ledger, period])
-    return Credit(period, timeline, tariff_update(user_id, *_cached_plan(timeline)))
+    return Credit(ledger, period, timeline, tariff_update(user_id, *_cached_plan(timeline)))
 
 
 async def add_period(
@@ -305,7 +306,7 @@ async def add_gift(
     credit = await plan_period(conn, user_id, None, tariff, duration_ms, now_ms, GIFT)
     period = await _insert(conn, credit.period)
     await run_together(conn, credit.cache)
-    return period.id, credit.timeline
+    return period.id, compute([*credit.before, period])  # fates by the period's real id
 
 
 def _insert_call(period: Period) -> Call:
