@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, and_, bindparam, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, ColumnElement, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.billing import credit_payment, refund_payment
@@ -114,6 +114,17 @@ async def check_perform(
         return Result(Outcome.OK, order=order, language=user.language if user else None)
 
 
+def _is_live(order_id: Any) -> ColumnElement[bool]:
+    """A live transaction of `order_id`: Payme's, in state 1, of the caller's kind
+    (`test`, a bound parameter: A1). The one definition for both reads of them."""
+    return and_(
+        payments.c.order_id == order_id,
+        payments.c.provider == NAME,
+        payments.c.state == PaymentState.PENDING,
+        payments.c.test == bindparam("test"),
+    )
+
+
 # CheckPerformTransaction's rows: the order, its user's language and its live
 # transactions of the caller's kind (one row each, or one row with none).
 _CHECK_PERFORM = Prepared(
@@ -121,13 +132,7 @@ _CHECK_PERFORM = Prepared(
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
     .select_from(
         orders.join(users, users.c.id == orders.c.user_id).outerjoin(
-            payments,
-            and_(
-                payments.c.order_id == orders.c.id,
-                payments.c.provider == NAME,
-                payments.c.state == PaymentState.PENDING,
-                payments.c.test == bindparam("test"),
-            ),
+            payments, _is_live(orders.c.id)
         )
     )
     .where(orders.c.merchant_trans_id == bindparam("mti"))
@@ -327,14 +332,7 @@ def _expired(live: list[Payment], now_ms: int) -> list[Payment]:
     return [payment for payment in live if now_ms - (payment.payme_time or 0) > TIMEOUT_MS]
 
 
-_LIVE_TRANSACTIONS = Prepared(
-    select(payments).where(
-        payments.c.order_id == bindparam("order_id"),
-        payments.c.provider == NAME,
-        payments.c.state == PaymentState.PENDING,
-        payments.c.test == bindparam("test"),
-    )
-)
+_LIVE_TRANSACTIONS = Prepared(select(payments).where(_is_live(bindparam("order_id"))))
 
 
 async def _repeated_create(
